@@ -1,0 +1,262 @@
+"""ALMTokenizer as an ESPnet GAN codec (``codec: almtokenizer``)."""
+
+import math
+from typing import Any, Dict, Optional
+
+import torch
+from espnet2.gan_codec.abs_gan_codec import AbsGANCodec
+from espnet2.gan_codec.shared.discriminator.msmpmb_discriminator import (
+    MultiScaleMultiPeriodMultiBandDiscriminator,
+)
+from espnet2.gan_codec.shared.loss.freq_loss import MultiScaleMelSpectrogramLoss
+from espnet2.gan_tts.hifigan.loss import (
+    DiscriminatorAdversarialLoss,
+    FeatureMatchLoss,
+    GeneratorAdversarialLoss,
+)
+from espnet2.torch_utils.device_funcs import force_gatherable
+from typeguard import typechecked
+
+from espnet_almtok.generator import ALMTokenizerGenerator, build_checked, check_window
+
+
+def bitrate(meta: Dict[str, Any]) -> float:
+    """Bits per second of a codec, computed from its ``meta_info()``."""
+    tokens_per_second = meta["fs"] / meta["frame_shift"]
+    return tokens_per_second * sum(math.log2(c) for c in meta["code_size_per_stream"])
+
+
+class ALMTokenizer(AbsGANCodec):
+    """Query-based, semantically rich low-bitrate audio codec.
+
+    Args:
+        sampling_rate: Audio sampling rate.
+        generator_params: ``ALMTokenizerGenerator`` arguments.
+        discriminator_params: Arguments of ESPnet's
+            ``MultiScaleMultiPeriodMultiBandDiscriminator`` (MPD + multi-band
+            STFT, as DAC); its ``sample_rate`` follows ``sampling_rate``.
+        generator_adv_loss_params: ESPnet ``GeneratorAdversarialLoss`` arguments.
+        discriminator_adv_loss_params: ESPnet ``DiscriminatorAdversarialLoss``
+            arguments.
+        feat_match_loss_params: ESPnet ``FeatureMatchLoss`` arguments.
+        mel_loss_params: ESPnet ``MultiScaleMelSpectrogramLoss`` arguments;
+            its ``fs`` follows ``sampling_rate``.
+        lambda_adv, lambda_feat_match, lambda_mel, lambda_commit, lambda_mae,
+        lambda_ar: Loss weights.
+        cache_generator_outputs: Reuse the generator turn's output in the
+            discriminator turn of the same step.
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        sampling_rate: int = 24000,
+        generator_params: Dict[str, Any] = {},
+        discriminator_params: Dict[str, Any] = {},
+        generator_adv_loss_params: Dict[str, Any] = {
+            "average_by_discriminators": False,
+            "loss_type": "mse",
+        },
+        discriminator_adv_loss_params: Dict[str, Any] = {
+            "average_by_discriminators": False,
+            "loss_type": "mse",
+        },
+        feat_match_loss_params: Dict[str, Any] = {
+            "average_by_discriminators": False,
+            "average_by_layers": False,
+            "include_final_outputs": True,
+        },
+        mel_loss_params: Dict[str, Any] = {
+            "range_start": 6,
+            "range_end": 11,
+            "window": "hann",
+            "n_mels": 80,
+            "fmin": 0,
+            "fmax": None,
+            "log_base": None,
+        },
+        lambda_adv: float = 1.0,
+        lambda_feat_match: float = 2.0,
+        lambda_mel: float = 45.0,
+        lambda_commit: float = 1.0,
+        lambda_mae: float = 1.0,
+        lambda_ar: float = 1.0,
+        cache_generator_outputs: bool = True,
+    ):
+        super().__init__()
+        self.fs = sampling_rate
+        self.generator = build_checked(
+            ALMTokenizerGenerator, generator_params, "codec_conf.generator_params"
+        )
+        self.discriminator = build_checked(
+            MultiScaleMultiPeriodMultiBandDiscriminator,
+            {**discriminator_params, "sample_rate": sampling_rate},
+            "codec_conf.discriminator_params",
+        )
+        self.generator_adv_loss = GeneratorAdversarialLoss(**generator_adv_loss_params)
+        self.discriminator_adv_loss = DiscriminatorAdversarialLoss(
+            **discriminator_adv_loss_params
+        )
+        self.feat_match_loss = FeatureMatchLoss(**feat_match_loss_params)
+        self.mel_loss = MultiScaleMelSpectrogramLoss(
+            **{**mel_loss_params, "fs": sampling_rate}
+        )
+        self.lambdas = dict(
+            adv=lambda_adv,
+            feat_match=lambda_feat_match,
+            mel=lambda_mel,
+            commit=lambda_commit,
+            mae=lambda_mae,
+            ar=lambda_ar,
+        )
+        self.cache_generator_outputs = cache_generator_outputs
+        self._cache = None
+
+    def meta_info(self, window_size: Optional[int] = None) -> Dict[str, Any]:
+        """Return ``fs``, ``num_streams``, ``frame_shift`` and code sizes.
+
+        Args:
+            window_size: Window to describe (default: the inference window).
+        """
+        gen = self.generator
+        gen._require_quantizer()
+        w = check_window(window_size or gen.inference_window, "window_size")
+        return {
+            "fs": self.fs,
+            "num_streams": gen.quantizer.n_q,
+            "frame_shift": gen.hop * w,
+            "code_size_per_stream": [gen.quantizer.codebook_size] * gen.quantizer.n_q,
+        }
+
+    def forward(
+        self, audio: torch.Tensor, forward_generator: bool = True, **kwargs
+    ) -> Dict[str, Any]:
+        """Return the generator (optim_idx 0) or discriminator (1) loss.
+
+        Args:
+            audio: (B, T_wav) waveforms.
+            forward_generator: Which of the two turns this is.
+        """
+        x = audio.unsqueeze(1)
+        # The two turns of a step share one generator pass; the cache is keyed
+        # on the batch tensor, so a skipped turn never leaks it into the next step.
+        if self._cache is not None and self._cache[0] is audio:
+            _, audio_hat, aux = self._cache
+            self._cache = None
+        else:
+            audio_hat, aux = self.generator(x, self.generator.draw_window())
+            cache = self.training and self.cache_generator_outputs
+            self._cache = (audio, audio_hat, aux) if cache else None
+        if forward_generator:
+            return self._generator_turn(x, audio_hat, aux)
+        return self._discriminator_turn(x, audio_hat)
+
+    def _generator_turn(self, x, audio_hat, aux) -> Dict[str, Any]:
+        p_hat = self.discriminator(audio_hat)
+        with torch.no_grad():
+            p = self.discriminator(x)
+        losses = dict(
+            adv=self.generator_adv_loss(p_hat),
+            feat_match=self.feat_match_loss(p_hat, p),
+            mel=self.mel_loss(audio_hat, x),
+            **aux,
+        )
+        weighted = {k: v * self.lambdas[k] for k, v in losses.items()}
+        loss = sum(weighted.values())
+        stats = {f"{k}_loss": v.item() for k, v in weighted.items()}
+        stats["loss"] = loss.item()
+        loss, stats, weight = force_gatherable((loss, stats, x.size(0)), loss.device)
+        return {"loss": loss, "stats": stats, "weight": weight, "optim_idx": 0}
+
+    def _discriminator_turn(self, x, audio_hat) -> Dict[str, Any]:
+        real_loss, fake_loss = self.discriminator_adv_loss(
+            self.discriminator(audio_hat.detach()), self.discriminator(x)
+        )
+        loss = real_loss + fake_loss
+        stats = dict(
+            discriminator_loss=loss.item(),
+            real_loss=real_loss.item(),
+            fake_loss=fake_loss.item(),
+        )
+        loss, stats, weight = force_gatherable((loss, stats, x.size(0)), loss.device)
+        return {"loss": loss, "stats": stats, "weight": weight, "optim_idx": 1}
+
+    def _as_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Accept (T,), (B, T) or (B, 1, T) mono audio; return (B, 1, T)."""
+        if x.dim() == 1:
+            x = x.view(1, 1, -1)
+        elif x.dim() == 2:
+            x = x.unsqueeze(1)
+        if x.dim() != 3 or x.size(1) != 1:
+            raise ValueError(
+                f"expected mono audio (T,), (B, T) or (B, 1, T), got {tuple(x.shape)}; "
+                "downmix multi-channel audio first"
+            )
+        if x.size(-1) == 0:
+            raise ValueError("cannot encode empty audio")
+        if not torch.isfinite(x).all():
+            raise ValueError("audio contains NaN or infinite samples")
+        return x
+
+    def encode_with_lengths(
+        self,
+        x: torch.Tensor,
+        x_lengths: Optional[torch.Tensor] = None,
+        window_size: Optional[int] = None,
+    ):
+        """Encode a padded batch.
+
+        Args:
+            x: Audio (T,), (B, T) or (B, 1, T), zero-padded past each length.
+            x_lengths: (B,) valid samples per item (default: all).
+            window_size: Frames per token (default: the inference window).
+
+        Returns:
+            Codes (n_q, B, N) and the valid tokens per item (B,),
+            ``ceil(length / (hop * window_size))``. Codes past an item's count
+            are padding.
+        """
+        x = self._as_batch(x)
+        if x_lengths is not None and (x_lengths <= 0).any():
+            raise ValueError(f"cannot encode empty audio (lengths {x_lengths.tolist()})")
+        w = check_window(window_size or self.generator.inference_window, "window_size")
+        return self.generator.encode(x, x_lengths, w)
+
+    def encode(
+        self,
+        x: torch.Tensor,
+        x_lengths: Optional[torch.Tensor] = None,
+        window_size: Optional[int] = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Codes (n_q, B, N); see ``encode_with_lengths``."""
+        return self.encode_with_lengths(x, x_lengths, window_size)[0]
+
+    def decode(
+        self,
+        codes: torch.Tensor,
+        window_size: Optional[int] = None,
+        code_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Waveforms (B, 1, N * hop * window_size) of codes (n_q, B, N).
+
+        The window must be the one the codes were encoded with.
+        """
+        w = check_window(window_size or self.generator.inference_window, "window_size")
+        return self.generator.decode(codes.long(), w, code_lengths)
+
+    def inference(
+        self, x: torch.Tensor, window_size: Optional[int] = None, **kwargs
+    ) -> Dict[str, torch.Tensor]:
+        """Encode and decode one clip.
+
+        Args:
+            x: Audio (T,) or (1, T).
+
+        Returns:
+            ``wav`` with the input's shape and length, and ``codec`` (n_q, 1, N).
+        """
+        codes = self.encode(x, window_size=window_size)
+        wav = self.decode(codes, window_size=window_size)[..., : x.size(-1)]
+        return {"wav": wav.reshape(x.shape), "codec": codes}

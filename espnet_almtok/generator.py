@@ -1,0 +1,223 @@
+"""ALMTokenizer generator: patchify, query encoder, RVQ, query decoder, unpatchify.
+
+``training_stage: 1`` builds the stage-1 autoencoder (patchify + unpatchify, plus
+an MAE transformer on the patchify frames, and no quantizer); ``training_stage:
+2`` builds the full tokenizer. Stage 2 loads patchify/unpatchify from stage 1
+with ESPnet's ``--init_param`` and freezes patchify with ``--freeze_param``.
+"""
+
+import inspect
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from typeguard import typechecked
+
+from espnet_almtok.ar_predictor import ARPredictor
+from espnet_almtok.mae import MAEDecoder
+from espnet_almtok.patchify import build_patchify
+from espnet_almtok.query_transformer import QueryDecoder, QueryEncoder
+from espnet_almtok.semantic_prior import SemanticPriorRVQ
+from espnet_almtok.transformer import TransformerStack, length_mask
+
+
+def build_checked(cls, params: Optional[Dict[str, Any]], where: str, **fixed):
+    """Instantiate ``cls(**fixed, **params)``, naming unknown config keys clearly."""
+    params = dict(params or {})
+    sig = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.values())
+    unknown = sorted(set(params) - set(sig)) if not takes_any else []
+    if unknown:
+        valid = sorted(k for k in sig if k not in ("self", *fixed))
+        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {valid}")
+    return cls(**fixed, **params)
+
+
+def check_window(w: int, where: str) -> int:
+    if isinstance(w, bool) or not isinstance(w, int) or w <= 0:
+        raise ValueError(f"{where}: window sizes must be positive integers, got {w!r}")
+    return w
+
+
+class ALMTokenizerGenerator(nn.Module):
+    """Everything the generator optimizer trains, MAE and AR heads included.
+
+    Args:
+        training_stage: 1 (autoencoder + MAE, no quantizer) or 2 (full model).
+        dim: Width of frames, tokens and transformers.
+        patchify_kind: ``conv`` (SEANet) or ``linear``.
+        patchify_params: Arguments of the patchify kind (see ``patchify.py``).
+        encoder_params: Query encoder settings (``num_layers``, ``num_heads``,
+            ``ff_dim``, ``dropout``).
+        decoder_params: Query decoder settings, as ``encoder_params``.
+        quantizer_params: ``SemanticPriorRVQ`` settings (``n_q``,
+            ``codebook_size``, ``codebook_dim``, ``codebook_file``, ...).
+        mae_params: ``MAEDecoder`` settings; ``null`` disables the MAE loss.
+        stage1_mae_encoder_params: Transformer settings of the stage-1 MAE
+            encoder (thrown away after stage 1).
+        ar_params: ``ARPredictor`` settings; ``null`` disables the AR loss.
+        window_sizes: Window sizes drawn from, one per training step.
+        inference_window: Window size used when none is given at inference.
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        training_stage: int = 2,
+        dim: int = 512,
+        patchify_kind: str = "conv",
+        patchify_params: Optional[Dict[str, Any]] = None,
+        encoder_params: Optional[Dict[str, Any]] = None,
+        decoder_params: Optional[Dict[str, Any]] = None,
+        quantizer_params: Optional[Dict[str, Any]] = None,
+        mae_params: Optional[Dict[str, Any]] = {},
+        stage1_mae_encoder_params: Optional[Dict[str, Any]] = None,
+        ar_params: Optional[Dict[str, Any]] = {},
+        window_sizes: List[int] = [2, 3, 4, 6, 8],
+        inference_window: int = 4,
+    ):
+        super().__init__()
+        if training_stage not in (1, 2):
+            raise ValueError(f"training_stage must be 1 or 2, got {training_stage}")
+        if not window_sizes:
+            raise ValueError("window_sizes must not be empty")
+        self.window_sizes = [check_window(w, "window_sizes") for w in window_sizes]
+        self.inference_window = check_window(inference_window, "inference_window")
+        self.training_stage = training_stage
+
+        self.patchify, self.unpatchify = build_patchify(
+            patchify_kind, dim, patchify_params
+        )
+        self.hop = self.patchify.hop
+        self.mae = None
+        if mae_params is not None:
+            self.mae = build_checked(MAEDecoder, mae_params, "mae_params", dim=dim)
+        if training_stage == 1:
+            if self.mae is not None:
+                self.mae_encoder = build_checked(
+                    TransformerStack,
+                    stage1_mae_encoder_params,
+                    "stage1_mae_encoder_params",
+                    dim=dim,
+                )
+            return
+
+        self.query_encoder = build_checked(
+            QueryEncoder, encoder_params, "encoder_params", dim=dim
+        )
+        self.quantizer = build_checked(
+            SemanticPriorRVQ, quantizer_params, "quantizer_params", dim=dim
+        )
+        self.query_decoder = build_checked(
+            QueryDecoder, decoder_params, "decoder_params", dim=dim
+        )
+        self.ar = None
+        if ar_params is not None:
+            self.ar = build_checked(
+                ARPredictor,
+                ar_params,
+                "ar_params",
+                codebook_dim=self.quantizer.codebooks.size(-1),
+                n_q=self.quantizer.n_q,
+            )
+
+    def draw_window(self) -> int:
+        """Draw this step's window size from the configured set."""
+        i = torch.randint(len(self.window_sizes), ()).item()
+        return self.window_sizes[i]
+
+    def pad(
+        self, x: torch.Tensor, lengths: Optional[torch.Tensor], w: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Zero everything past each item's length and pad to whole windows.
+
+        Args:
+            x: (B, 1, L) waveforms.
+            lengths: (B,) valid samples per item (None: all L).
+            w: Window size.
+
+        Returns:
+            The padded waveforms (B, 1, N * w * hop) and the number of
+            windows of each item, ``ceil(length / (hop * w))``.
+        """
+        if lengths is None:
+            lengths = torch.full((x.size(0),), x.size(-1), device=x.device)
+        lengths = lengths.to(x.device).long()
+        unit = self.hop * w
+        num_windows = (lengths + unit - 1) // unit
+        total = int(num_windows.max()) * unit
+        x = x[..., :total] * ~length_mask(lengths, min(total, x.size(-1)))[:, None]
+        return F.pad(x, (0, total - x.size(-1))), num_windows
+
+    def _require_quantizer(self):
+        if self.training_stage == 1:
+            raise RuntimeError(
+                "this is a stage-1 autoencoder: it has no quantizer and no tokens; "
+                "train stage 2 (training_stage: 2) to encode or decode"
+            )
+
+    def encode(
+        self, x: torch.Tensor, lengths: Optional[torch.Tensor], w: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Codes (n_q, B, N) and tokens per item (B,) of (B, 1, L) waveforms."""
+        self._require_quantizer()
+        x, num_windows = self.pad(x, lengths, w)
+        e = self.patchify(x, num_windows * w)
+        h, _ = self.query_encoder(e, num_windows, w)
+        return self.quantizer.encode(h), num_windows
+
+    def decode(
+        self, codes: torch.Tensor, w: int, code_lengths: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Waveforms (B, 1, N * w * hop) of codes (n_q, B, N)."""
+        self._require_quantizer()
+        if code_lengths is None:
+            code_lengths = torch.full((codes.size(1),), codes.size(2))
+        code_lengths = code_lengths.to(codes.device)
+        z = self.quantizer.decode(codes)
+        frames = self.query_decoder(z, code_lengths, w)
+        return self.unpatchify(frames, code_lengths * w)
+
+    def _mae_loss(
+        self, e: torch.Tensor, num_windows: torch.Tensor, w: int
+    ) -> torch.Tensor:
+        """Mask frames, encode them (query encoder, or stage 1's own), predict."""
+        frame_lengths = num_windows * w
+        masked_e, masked = self.mae.mask_frames(e, frame_lengths)
+        if self.training_stage == 1:
+            encoded = self.mae_encoder(masked_e, length_mask(frame_lengths, e.size(1)))
+        else:
+            encoded = self.query_encoder(masked_e, num_windows, w)[1]
+        return self.mae.loss(encoded, e, masked, frame_lengths)
+
+    def forward(self, x: torch.Tensor, w: int) -> Tuple[torch.Tensor, Dict]:
+        """Training pass on equal-length (B, 1, L) waveforms.
+
+        Returns:
+            The reconstruction (B, 1, L) and a dict of auxiliary losses
+            (``commit``, ``mae``, ``ar``; those that apply).
+        """
+        length = x.size(-1)
+        if self.training_stage == 1:
+            w = 1
+        x, num_windows = self.pad(x, None, w)
+        frame_lengths = num_windows * w
+        e = self.patchify(x, frame_lengths)
+        losses = {}
+        if self.training_stage == 1:
+            audio_hat = self.unpatchify(e, frame_lengths)
+            if self.mae is not None:
+                losses["mae"] = self._mae_loss(e, num_windows, w)
+            return audio_hat[..., :length], losses
+
+        h, _ = self.query_encoder(e, num_windows, w)
+        valid = ~length_mask(num_windows, h.size(1))
+        z_q, _, layers, losses["commit"] = self.quantizer(h, valid)
+        frames = self.query_decoder(z_q, num_windows, w)
+        audio_hat = self.unpatchify(frames, frame_lengths)
+        if self.mae is not None:
+            losses["mae"] = self._mae_loss(e, num_windows, w)
+        if self.ar is not None:
+            losses["ar"] = self.ar(layers, valid)
+        return audio_hat[..., :length], losses

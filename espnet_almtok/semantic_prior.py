@@ -1,0 +1,184 @@
+"""Residual VQ whose frozen codebooks come from k-means of SSL features.
+
+Codebook file format (written by the k-means stage, read here): a NumPy ``.npz``
+archive with
+
+* ``codebooks``: float32 array ``(n_q, codebook_size, codebook_dim)``; layer
+  ``k`` holds the k-means centres of the residuals left by layers ``< k``;
+* ``source`` (optional): a string naming the features, e.g.
+  ``"wav2vec2+beats"`` or ``"logmel-fallback"``;
+* ``num_speech`` (optional): how many entries of each layer come from speech
+  features (the rest from general-sound features).
+
+The codebooks are buffers: saved in the model file, never seen by an optimizer.
+Learnable linear layers map the encoder space into the codebook space and back.
+"""
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+from typeguard import typechecked
+
+
+@typechecked
+def save_codebooks(
+    path: Union[str, Path],
+    codebooks: np.ndarray,
+    source: str,
+    num_speech: int,
+):
+    """Write a codebook file (atomically: a partial file never has the name)."""
+    path = Path(path)
+    if codebooks.ndim != 3:
+        raise ValueError(f"codebooks must be (n_q, size, dim), got {codebooks.shape}")
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        codebooks=codebooks.astype(np.float32),
+        source=np.array(source),
+        num_speech=np.array(num_speech),
+    )
+    tmp.replace(path)
+
+
+@typechecked
+def load_codebooks(
+    path: Union[str, Path], n_q: int, codebook_size: int, codebook_dim: int
+) -> Tuple[torch.Tensor, Dict[str, str]]:
+    """Read and validate a codebook file.
+
+    Returns:
+        The codebooks (n_q, codebook_size, codebook_dim) and the file's metadata.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is unreadable or its shape does not match.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"codebook file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as e:
+        raise ValueError(f"codebook file {path} is not a readable .npz: {e}") from e
+    if "codebooks" not in arrays:
+        raise ValueError(f"codebook file {path} has no 'codebooks' array")
+    books = arrays["codebooks"]
+    expected = (n_q, codebook_size, codebook_dim)
+    if books.shape != expected:
+        raise ValueError(
+            f"codebook file {path} holds codebooks of shape {tuple(books.shape)}, "
+            f"but the config asks for (n_q, codebook_size, codebook_dim) = {expected}"
+        )
+    if not np.isfinite(books).all():
+        raise ValueError(f"codebook file {path} contains NaN or infinite values")
+    meta = {k: str(v) for k, v in arrays.items() if k != "codebooks"}
+    return torch.from_numpy(books.astype(np.float32)), meta
+
+
+class SemanticPriorRVQ(nn.Module):
+    """Residual vector quantizer with frozen codebooks.
+
+    Args:
+        dim: Encoder width.
+        n_q: Number of residual layers.
+        codebook_size: Entries per layer.
+        codebook_dim: Width of the codebook (SSL feature) space.
+        codebook_file: Path of the k-means codebook file (see module docstring).
+        random_codebooks_for_debugging: Use random frozen codebooks instead of a
+            file. Only for tests and debugging: the result has no semantic prior.
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        dim: int,
+        n_q: int = 3,
+        codebook_size: int = 2048,
+        codebook_dim: int = 768,
+        codebook_file: Optional[str] = None,
+        random_codebooks_for_debugging: bool = False,
+    ):
+        super().__init__()
+        if codebook_file is not None and random_codebooks_for_debugging:
+            raise ValueError(
+                "give either codebook_file or random_codebooks_for_debugging"
+            )
+        if codebook_file is not None:
+            books, meta = load_codebooks(codebook_file, n_q, codebook_size, codebook_dim)
+            logging.info(f"Loaded semantic-prior codebooks from {codebook_file}: {meta}")
+        elif random_codebooks_for_debugging:
+            logging.warning("Using RANDOM codebooks (debugging only, no semantic prior)")
+            books = torch.randn(n_q, codebook_size, codebook_dim)
+        else:
+            raise ValueError(
+                "the quantizer needs codebook_file (written by the k-means stage); "
+                "random_codebooks_for_debugging: true exists for tests only"
+            )
+        self.register_buffer("codebooks", books)
+        self.n_q = n_q
+        self.codebook_size = codebook_size
+        self.in_proj = nn.Linear(dim, codebook_dim)
+        self.out_proj = nn.Linear(codebook_dim, dim)
+
+    def _nearest(self, r: torch.Tensor, k: int) -> torch.Tensor:
+        book = self.codebooks[k]
+        dist = (
+            r.pow(2).sum(-1, keepdim=True)
+            - 2 * r @ book.t()
+            + book.pow(2).sum(-1)[None, None, :]
+        )
+        return dist.argmin(-1)
+
+    def forward(
+        self, h: torch.Tensor, valid: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], torch.Tensor]:
+        """Quantize with a straight-through estimator.
+
+        Args:
+            h: Encoder vectors (B, N, dim).
+            valid: Bool (B, N), True at real (not padded) positions.
+
+        Returns:
+            quantized (B, N, dim) in encoder space, codes (n_q, B, N),
+            per-layer quantized vectors in codebook space (n_q x (B, N, codebook_dim)),
+            and the commitment loss (mean over valid positions and layers).
+        """
+        z = self.in_proj(h)
+        residual = z
+        codes, layers, commit = [], [], 0.0
+        weight = valid.unsqueeze(-1).to(z.dtype)
+        denom = weight.sum().clamp(min=1) * z.size(-1)
+        for k in range(self.n_q):
+            idx = self._nearest(residual, k)
+            q = self.codebooks[k][idx]
+            commit = commit + ((residual - q.detach()).pow(2) * weight).sum() / denom
+            layers.append(residual + (q - residual).detach())
+            codes.append(idx)
+            residual = residual - q.detach()
+        z_q = torch.stack(layers).sum(0)
+        return self.out_proj(z_q), torch.stack(codes), layers, commit / self.n_q
+
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Codes (n_q, B, N) of encoder vectors (B, N, dim)."""
+        valid = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+        return self.forward(h, valid)[1]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Encoder-space vectors (B, N, dim) of codes (n_q, B, N)."""
+        if codes.dim() != 3 or codes.size(0) != self.n_q:
+            raise ValueError(
+                f"codes must have shape (n_q={self.n_q}, B, N), got {tuple(codes.shape)}"
+            )
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(
+                f"codes must lie in [0, {self.codebook_size}), got "
+                f"[{int(codes.min())}, {int(codes.max())}]"
+            )
+        z_q = sum(self.codebooks[k][codes[k]] for k in range(self.n_q))
+        return self.out_proj(z_q)
