@@ -19,6 +19,12 @@ from typeguard import typechecked
 
 from espnet_almtok.generator import ALMTokenizerGenerator, build_checked, check_window
 
+BAND_DISCRIMINATOR_DEFAULTS = {
+    "hop_factor": 0.25,
+    "bands": [[0.0, 0.1], [0.1, 0.25], [0.25, 0.5], [0.5, 0.75], [0.75, 1.0]],
+    "channel": 32,
+}
+
 
 def bitrate(meta: Dict[str, Any]) -> float:
     """Bits per second of a codec, computed from its ``meta_info()``."""
@@ -88,9 +94,19 @@ class ALMTokenizer(AbsGANCodec):
         self.generator = build_checked(
             ALMTokenizerGenerator, generator_params, "codec_conf.generator_params"
         )
+        # ESPnet reads every band-discriminator key, so fill those not given.
+        band = {
+            **BAND_DISCRIMINATOR_DEFAULTS,
+            **discriminator_params.get("band_discriminator_params", {}),
+            "sample_rate": sampling_rate,
+        }
         self.discriminator = build_checked(
             MultiScaleMultiPeriodMultiBandDiscriminator,
-            {**discriminator_params, "sample_rate": sampling_rate},
+            {
+                **discriminator_params,
+                "sample_rate": sampling_rate,
+                "band_discriminator_params": band,
+            },
             "codec_conf.discriminator_params",
         )
         self.generator_adv_loss = GeneratorAdversarialLoss(**generator_adv_loss_params)

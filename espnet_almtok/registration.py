@@ -1,0 +1,86 @@
+"""Register ``codec: almtokenizer`` with ESPnet, with no action by the user.
+
+ESPnet 202511 has no plugin entry point for codecs: the stock CLIs only accept
+names in ``espnet2.tasks.gan_codec.codec_choices``. The ``espnet_almtok.pth``
+file installed beside the package calls ``install()`` at interpreter start.
+That only puts a small finder on ``sys.meta_path`` (nothing heavy is imported);
+when ``espnet2.tasks.gan_codec`` is first imported, the finder runs the module
+and then ``register`` adds our codec to its choices.
+"""
+
+import importlib.abc
+import sys
+
+TARGET = "espnet2.tasks.gan_codec"
+NAME = "almtokenizer"
+
+
+def check_chunk_length(args, codec) -> None:
+    """Refuse training chunks that are not whole multiples of the hop."""
+    if getattr(args, "iterator_type", None) != "chunk":
+        return
+    hop = codec.generator.hop
+    for value in str(args.chunk_length).split(","):
+        if "-" in value or int(value) % hop != 0:
+            raise ValueError(
+                f"chunk_length {args.chunk_length} is not a multiple of the "
+                f"ALMTokenizer patchify hop {hop}; use fixed chunk lengths that "
+                f"are multiples of {hop} samples"
+            )
+
+
+def register(module) -> None:
+    """Add ALMTokenizer to ``module.codec_choices`` and check chunk lengths."""
+    from espnet_almtok.codec import ALMTokenizer
+
+    module.codec_choices.classes.setdefault(NAME, ALMTokenizer)
+    task = module.GANCodecTask
+    build_model = task.build_model.__func__
+    if getattr(build_model, "_almtok", False):
+        return
+
+    def checked_build_model(cls, args):
+        model = build_model(cls, args)
+        if args.codec == NAME:
+            check_chunk_length(args, model.codec)
+        return model
+
+    checked_build_model._almtok = True
+    task.build_model = classmethod(checked_build_model)
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        register(module)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Register now if ESPnet's codec task is loaded, else on its first import."""
+    if TARGET in sys.modules:
+        register(sys.modules[TARGET])
+    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())

@@ -1,0 +1,88 @@
+"""espnet-almtok: ALMTokenizer codec plugin for ESPnet."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+PTH = "espnet_almtok.pth"
+
+
+class BuildWithPth(build_py):
+    """Ship ``espnet_almtok.pth`` at the top of site-packages.
+
+    The .pth file installs the registration hook (``espnet_almtok/registration.py``)
+    at interpreter start, so the stock ESPnet CLIs know ``codec: almtokenizer``.
+    """
+
+    def run(self):
+        super().run()
+        self.copy_file(PTH, str(Path(self.build_lib) / PTH), preserve_mode=0)
+
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [
+            str(Path(self.build_lib) / PTH)
+        ]
+
+
+try:  # setuptools >= 64: editable installs (pip install -e) need the .pth too
+    from setuptools.command.editable_wheel import editable_wheel
+except ImportError:  # pragma: no cover
+    editable_wheel = None
+
+
+class _StrategyWithPth:
+    """Wrap setuptools' editable strategy to also write the .pth file."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def __call__(self, wheel, files, mapping):
+        self.inner(wheel, files, mapping)
+        wheel.writestr(PTH, Path(PTH).read_text())
+
+
+cmdclass = {"build_py": BuildWithPth}
+if editable_wheel is not None:
+
+    class EditableWithPth(editable_wheel):
+        def _select_strategy(self, *args, **kwargs):
+            return _StrategyWithPth(super()._select_strategy(*args, **kwargs))
+
+    cmdclass["editable_wheel"] = EditableWithPth
+
+
+setup(
+    name="espnet-almtok",
+    version="0.1.0",
+    description="ALMTokenizer: query-based low-bitrate audio codec tokenizer for ESPnet",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["espnet_almtok", "espnet_almtok.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        # We build on ESPnet 202511's codec internals (codec_choices, GAN trainer).
+        "espnet==202511",
+        # numpy 2.4 breaks ESPnet's chunk iterator.
+        "numpy<2.4",
+        "torch>=2.1,<2.12",
+        "torchaudio>=2.1,<2.12",
+        "soundfile",
+        "kaldiio",
+        "scikit-learn",
+        "typeguard",
+        "PyYAML",
+        "matplotlib",
+        "tensorboard",
+    ],
+    extras_require={"test": ["pytest"]},
+    cmdclass=cmdclass,
+    license="Apache-2.0",
+)
