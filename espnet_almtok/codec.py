@@ -154,15 +154,17 @@ class ALMTokenizer(AbsGANCodec):
             forward_generator: Which of the two turns this is.
         """
         x = audio.unsqueeze(1)
-        # The two turns of a step share one generator pass; the cache is keyed
-        # on the batch tensor, so a skipped turn never leaks it into the next step.
-        if self._cache is not None and self._cache[0] is audio:
-            _, audio_hat, aux = self._cache
-            self._cache = None
+        # The two turns of a step share one generator pass. The cache is keyed on
+        # the batch tensor and the turn, so it only ever serves the other turn
+        # of the same step, even when ESPnet skips a turn.
+        cache = self._cache
+        self._cache = None
+        if cache is not None and cache[0] is audio and cache[1] != forward_generator:
+            audio_hat, aux = cache[2:]
         else:
             audio_hat, aux = self.generator(x, self.generator.draw_window())
-            cache = self.training and self.cache_generator_outputs
-            self._cache = (audio, audio_hat, aux) if cache else None
+            if self.training and self.cache_generator_outputs:
+                self._cache = (audio, forward_generator, audio_hat, aux)
         if forward_generator:
             return self._generator_turn(x, audio_hat, aux)
         return self._discriminator_turn(x, audio_hat)

@@ -30,6 +30,9 @@ class ConvPatchify(nn.Module):
     def __init__(self, dim: int, causal: bool = True, **seanet_params: Any):
         super().__init__()
         seanet_params.setdefault("lstm", 0)
+        if causal:
+            # Reflect padding would mirror later samples into the left pad.
+            seanet_params.setdefault("pad_mode", "constant")
         self.net = SEANetEncoder(dimension=dim, causal=causal, **seanet_params)
         self.hop = int(np.prod(self.net.ratios))
 

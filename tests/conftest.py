@@ -1,0 +1,50 @@
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {s: ROOT / f"conf/tuning/train_almtok_tiny_stage{s}.yaml" for s in (1, 2)}
+
+
+def codec_conf(path: Path, **quantizer_overrides) -> dict:
+    """The ``codec_conf`` of a config file, with quantizer keys replaced."""
+    conf = copy.deepcopy(yaml.safe_load(path.read_text())["codec_conf"])
+    q = conf["generator_params"].get("quantizer_params")
+    if q is not None and quantizer_overrides:
+        q.pop("codebook_file", None)
+        q.update(quantizer_overrides)
+    return conf
+
+
+def build_tiny(stage: int = 2, **gen_overrides):
+    from espnet_almtok.codec import ALMTokenizer
+
+    torch.manual_seed(0)
+    conf = codec_conf(TINY[stage], random_codebooks_for_debugging=True)
+    conf["generator_params"].update(gen_overrides)
+    return ALMTokenizer(**conf)
+
+
+@pytest.fixture
+def tiny():
+    return build_tiny()
+
+
+@pytest.fixture
+def speechlike():
+    """A deterministic, speech-like test signal generator (harmonics + noise)."""
+
+    def make(n: int, seed: int = 0) -> torch.Tensor:
+        g = np.random.default_rng(seed)
+        t = np.arange(n) / 16000
+        f0 = 120 + 40 * np.sin(2 * np.pi * 1.5 * t)
+        phase = 2 * np.pi * np.cumsum(f0) / 16000
+        x = sum(np.sin(k * phase) / k for k in range(1, 8))
+        x = 0.2 * x * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * g.standard_normal(n)
+        return torch.tensor(x, dtype=torch.float32)
+
+    return make

@@ -1,0 +1,193 @@
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TINY, build_tiny, codec_conf
+from espnet_almtok.codec import ALMTokenizer, bitrate
+from espnet_almtok.registration import check_chunk_length
+from espnet_almtok.semantic_prior import save_codebooks
+
+
+def test_default_config_is_412_5_bits_per_second(tmp_path):
+    conf = codec_conf(ROOT / "conf/train_almtok_stage2.yaml")
+    q = conf["generator_params"]["quantizer_params"]
+    path = tmp_path / "codebooks.npz"
+    books = np.zeros((q["n_q"], q["codebook_size"], q["codebook_dim"]), np.float32)
+    save_codebooks(path, books, "test", q["codebook_size"] // 2)
+    q["codebook_file"] = str(path)
+    model = ALMTokenizer(**conf)
+    meta = model.meta_info()
+    assert meta["fs"] == 24000 and meta["num_streams"] == 3
+    assert bitrate(meta) == pytest.approx(412.5)
+    # The same model at other windows: the rate scales with 1 / window.
+    assert bitrate(model.meta_info(window_size=2)) == pytest.approx(825.0)
+    # Tokens actually produced per second agree with meta_info.
+    model.eval()
+    with torch.no_grad():
+        codes = model.encode(torch.zeros(48000))
+    assert codes.shape == (3, 1, 2 * 24000 / meta["frame_shift"])
+
+
+@pytest.mark.parametrize("w", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("length", [1, 319, 320, 1000, 5121])
+def test_token_count_is_ceil_frames_over_window(tiny, speechlike, w, length):
+    tiny.eval()
+    hop = tiny.generator.hop
+    frames = math.ceil(length / hop)
+    with torch.no_grad():
+        codes = tiny.encode(speechlike(length), window_size=w)
+    assert codes.shape == (3, 1, math.ceil(frames / w))
+    assert codes.dtype == torch.long
+    assert 0 <= codes.min() and codes.max() < 64
+
+
+def test_encode_is_deterministic_in_eval(tiny, speechlike):
+    tiny.eval()
+    x = speechlike(4000)
+    with torch.no_grad():
+        assert torch.equal(tiny.encode(x), tiny.encode(x))
+
+
+def test_batched_codes_equal_single_item_codes(tiny, speechlike):
+    tiny.eval()
+    lengths = [5000, 333, 2560, 4001]  # one shorter than a window (1280 samples)
+    items = [speechlike(n, seed=i) for i, n in enumerate(lengths)]
+    batch = torch.zeros(len(items), max(lengths))
+    for i, x in enumerate(items):
+        batch[i, : len(x)] = x
+    batch[1, 333:] = 0.5  # garbage past an item's length must not matter
+    with torch.no_grad():
+        for w in (2, 4):
+            codes, n = tiny.encode_with_lengths(batch, torch.tensor(lengths), w)
+            for i, x in enumerate(items):
+                single = tiny.encode(x, window_size=w)
+                assert n[i] == single.size(2)
+                assert torch.equal(codes[:, i, : n[i]], single[:, 0])
+
+
+def test_one_checkpoint_decodes_at_several_windows(tiny, speechlike, tmp_path):
+    torch.save(tiny.state_dict(), tmp_path / "model.pth")
+    model = build_tiny()
+    model.load_state_dict(torch.load(tmp_path / "model.pth"))
+    model.eval()
+    x = speechlike(3000)
+    with torch.no_grad():
+        for w in (2, 3, 4, 8):
+            codes = model.encode(x, window_size=w)
+            wav = model.decode(codes, window_size=w)
+            assert wav.shape == (1, 1, codes.size(2) * w * model.generator.hop)
+            assert torch.isfinite(wav).all()
+            out = model.inference(x, window_size=w)
+            assert out["wav"].shape == x.shape
+            assert torch.equal(out["codec"], codes)
+
+
+def test_losses_and_gradients_reach_every_trainable_part(tiny, speechlike):
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    out = tiny(x, forward_generator=True)
+    stats = out["stats"]
+    for k in ("mae_loss", "ar_loss", "commit_loss", "mel_loss", "adv_loss"):
+        assert math.isfinite(stats[k]) and stats[k] > 0, k
+    out["loss"].backward()
+    missing = [
+        n
+        for n, p in tiny.generator.named_parameters()
+        if p.grad is None or p.grad.abs().sum() == 0
+    ]
+    assert missing == []
+    d_out = tiny(x, forward_generator=False)
+    assert d_out["optim_idx"] == 1 and set(d_out["stats"]).isdisjoint(stats)
+    d_out["loss"].backward()
+    assert all(p.grad is not None for p in tiny.discriminator.parameters())
+
+
+def test_frozen_codebooks_and_patchify_do_not_change(tiny, speechlike):
+    for p in tiny.generator.patchify.parameters():
+        p.requires_grad_(False)  # what ESPnet's --freeze_param does
+    frozen = {
+        k: v.clone()
+        for k, v in tiny.state_dict().items()
+        if k.startswith(("generator.patchify", "generator.quantizer.codebooks"))
+    }
+    trained = tiny.generator.query_encoder.token.detach().clone()
+    opt = torch.optim.AdamW(tiny.generator.parameters(), lr=1e-3, weight_decay=0.1)
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    for _ in range(3):
+        opt.zero_grad()
+        tiny(x, forward_generator=True)["loss"].backward()
+        opt.step()
+    state = tiny.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in frozen.items())
+    assert not torch.equal(tiny.generator.query_encoder.token, trained)
+
+
+def test_training_loss_falls(speechlike):
+    torch.manual_seed(0)
+    model = build_tiny(window_sizes=[4])
+    opt = torch.optim.Adam(model.generator.parameters(), lr=2e-3)
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    mel = []
+    for _ in range(25):
+        opt.zero_grad()
+        out = model(x, forward_generator=True)
+        out["loss"].backward()
+        opt.step()
+        mel.append(out["stats"]["mel_loss"].item())
+    assert np.mean(mel[-5:]) < 0.8 * np.mean(mel[:5])
+
+
+def test_window_is_drawn_from_the_configured_set():
+    model = build_tiny(window_sizes=[2, 3])
+    torch.manual_seed(0)
+    assert {model.generator.draw_window() for _ in range(50)} == {2, 3}
+
+
+def test_stage1_is_an_autoencoder_without_tokens(speechlike):
+    model = build_tiny(stage=1)
+    assert not hasattr(model.generator, "quantizer")
+    out = model(speechlike(6400)[None], forward_generator=True)
+    assert out["stats"]["mae_loss"] > 0 and "commit_loss" not in out["stats"]
+    with pytest.raises(RuntimeError, match="stage-1"):
+        model.encode(speechlike(1000))
+
+
+@pytest.mark.parametrize("windows", [[2, 0], [-1], []])
+def test_bad_window_sets_are_refused(windows):
+    with pytest.raises(ValueError, match="window"):
+        build_tiny(window_sizes=windows)
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="unknown patchify kind 'wavelet'"):
+        build_tiny(patchify_kind="wavelet")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['num_layer'\] in encoder_params"):
+        build_tiny(encoder_params={"num_layer": 2})
+    with pytest.raises(ValueError, match="target_layer"):
+        build_tiny(ar_params={"target_layer": 4})
+    conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
+    conf["generator_params"]["hop"] = 320
+    with pytest.raises(ValueError, match=r"\['hop'\] in codec_conf.generator_params"):
+        ALMTokenizer(**conf)
+
+
+def test_chunk_length_must_be_a_multiple_of_the_hop(tiny):
+    check_chunk_length(SimpleNamespace(iterator_type="chunk", chunk_length=6400), tiny)
+    check_chunk_length(SimpleNamespace(iterator_type="sequence", chunk_length=6401), tiny)
+    for bad in (6401, "6400,6500"):
+        with pytest.raises(ValueError, match="not a multiple of the ALMTokenizer patchify hop 320"):
+            check_chunk_length(SimpleNamespace(iterator_type="chunk", chunk_length=bad), tiny)
+
+
+def test_bad_audio_is_refused(tiny):
+    tiny.eval()
+    with pytest.raises(ValueError, match="empty"):
+        tiny.encode(torch.zeros(0))
+    with pytest.raises(ValueError, match="NaN"):
+        tiny.encode(torch.tensor([0.0, float("nan")] * 400))
+    with pytest.raises(ValueError, match="mono"):
+        tiny.encode(torch.zeros(1, 2, 800))
+    with pytest.raises(ValueError, match="empty"):
+        tiny.encode_with_lengths(torch.zeros(2, 800), torch.tensor([800, 0]))

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from espnet_almtok.kmeans import residual_kmeans
+from espnet_almtok.semantic_prior import SemanticPriorRVQ, load_codebooks, save_codebooks
+
+
+@pytest.fixture
+def book_file(tmp_path):
+    path = tmp_path / "codebooks.npz"
+    save_codebooks(path, np.random.randn(3, 16, 8).astype(np.float32), "test", 8)
+    return path
+
+
+def test_codebook_file_round_trip(book_file):
+    books, meta = load_codebooks(book_file, 3, 16, 8)
+    assert books.shape == (3, 16, 8)
+    assert meta == {"source": "test", "num_speech": "8"}
+    rvq = SemanticPriorRVQ(4, n_q=3, codebook_size=16, codebook_dim=8, codebook_file=str(book_file))
+    assert torch.equal(rvq.codebooks, books)
+    # Buffers, not parameters: no optimizer ever sees them.
+    assert "codebooks" not in dict(rvq.named_parameters())
+    assert "codebooks" in rvq.state_dict()
+
+
+@pytest.mark.parametrize(
+    "n_q,size,dim", [(2, 16, 8), (3, 32, 8), (3, 16, 4)], ids=["n_q", "size", "dim"]
+)
+def test_codebook_file_of_wrong_shape_is_refused(book_file, n_q, size, dim):
+    with pytest.raises(ValueError, match=f"{book_file}.*shape \\(3, 16, 8\\)"):
+        SemanticPriorRVQ(4, n_q=n_q, codebook_size=size, codebook_dim=dim, codebook_file=str(book_file))
+
+
+def test_bad_codebook_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        load_codebooks(tmp_path / "missing.npz", 3, 16, 8)
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not an archive")
+    with pytest.raises(ValueError, match="junk.npz"):
+        load_codebooks(junk, 3, 16, 8)
+    nan = tmp_path / "nan.npz"
+    np.savez(nan, codebooks=np.full((3, 16, 8), np.nan, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        load_codebooks(nan, 3, 16, 8)
+
+
+def test_quantizer_needs_a_codebook_source():
+    with pytest.raises(ValueError, match="codebook_file"):
+        SemanticPriorRVQ(4, n_q=3, codebook_size=16, codebook_dim=8)
+
+
+def test_decode_of_codes_matches_forward():
+    torch.manual_seed(0)
+    rvq = SemanticPriorRVQ(6, n_q=3, codebook_size=16, codebook_dim=8, random_codebooks_for_debugging=True)
+    h = torch.randn(2, 5, 6)
+    z_q, codes, layers, commit = rvq(h, torch.ones(2, 5, dtype=torch.bool))
+    assert codes.shape == (3, 2, 5) and codes.dtype == torch.long
+    assert torch.equal(rvq.encode(h), codes)
+    assert torch.allclose(rvq.decode(codes), z_q, atol=1e-5)
+    assert commit.item() > 0
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        rvq.decode(torch.full((3, 1, 2), 16))
+    with pytest.raises(ValueError, match="n_q=3"):
+        rvq.decode(torch.zeros(2, 1, 2, dtype=torch.long))
+
+
+def test_residual_kmeans_layers_reduce_error():
+    g = np.random.default_rng(0)
+    speech = g.standard_normal((600, 4)).astype(np.float32)
+    sound = g.standard_normal((600, 4)).astype(np.float32) + 3
+    books = residual_kmeans(speech, sound, n_q=3, codebook_size=16)
+    assert books.shape == (3, 16, 4)
+    # Half the entries sit near the sound features (mean 3), half near speech (0).
+    assert books[0, 8:].mean() > 2 > 1 > books[0, :8].mean()
+    residual, errors = np.concatenate([speech, sound]), []
+    for book in books:
+        idx = ((residual[:, None] - book[None]) ** 2).sum(-1).argmin(1)
+        residual = residual - book[idx]
+        errors.append((residual**2).sum(1).mean())
+    assert errors[0] > errors[1] > errors[2]
+    with pytest.raises(ValueError, match="cannot give"):
+        residual_kmeans(speech[:10], sound, n_q=1, codebook_size=32)
