@@ -20,9 +20,7 @@ class BuildWithPth(build_py):
         self.copy_file(PTH, str(Path(self.build_lib) / PTH), preserve_mode=0)
 
     def get_outputs(self, include_bytecode=1):
-        return super().get_outputs(include_bytecode) + [
-            str(Path(self.build_lib) / PTH)
-        ]
+        return super().get_outputs(include_bytecode) + [str(Path(self.build_lib) / PTH)]
 
 
 try:  # setuptools >= 64: editable installs (pip install -e) need the .pth too

@@ -236,7 +236,9 @@ class ALMTokenizer(AbsGANCodec):
         """
         x = self._as_batch(x)
         if x_lengths is not None and (x_lengths <= 0).any():
-            raise ValueError(f"cannot encode empty audio (lengths {x_lengths.tolist()})")
+            raise ValueError(
+                f"cannot encode empty audio (lengths {x_lengths.tolist()})"
+            )
         w = check_window(window_size or self.generator.inference_window, "window_size")
         return self.generator.encode(x, x_lengths, w)
 

@@ -43,11 +43,15 @@ def residual_kmeans(
     parts = [(speech, num_speech)]
     if codebook_size - num_speech > 0:
         if sound is None:
-            raise ValueError("sound features are needed for the sound half of the codebook")
+            raise ValueError(
+                "sound features are needed for the sound half of the codebook"
+            )
         parts.append((sound, codebook_size - num_speech))
     for feats, k in parts:
         if len(feats) < k:
-            raise ValueError(f"{len(feats)} feature frames cannot give {k} k-means centres")
+            raise ValueError(
+                f"{len(feats)} feature frames cannot give {k} k-means centres"
+            )
     residuals = [f.astype(np.float32) for f, _ in parts]
     books = []
     for layer in range(n_q):

@@ -66,7 +66,11 @@ class MAEDecoder(nn.Module):
         frame_lengths: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """MSE between predicted and original frames, on masked frames only."""
-        pad = None if frame_lengths is None else length_mask(frame_lengths, target.size(1))
+        pad = (
+            None
+            if frame_lengths is None
+            else length_mask(frame_lengths, target.size(1))
+        )
         pred = self.proj(self.transformer(encoded, pad))
         err = (pred - target.detach()).pow(2).mean(-1)
         return (err * masked).sum() / masked.sum().clamp(min=1)

@@ -110,10 +110,16 @@ class SemanticPriorRVQ(nn.Module):
                 "give either codebook_file or random_codebooks_for_debugging"
             )
         if codebook_file is not None:
-            books, meta = load_codebooks(codebook_file, n_q, codebook_size, codebook_dim)
-            logging.info(f"Loaded semantic-prior codebooks from {codebook_file}: {meta}")
+            books, meta = load_codebooks(
+                codebook_file, n_q, codebook_size, codebook_dim
+            )
+            logging.info(
+                f"Loaded semantic-prior codebooks from {codebook_file}: {meta}"
+            )
         elif random_codebooks_for_debugging:
-            logging.warning("Using RANDOM codebooks (debugging only, no semantic prior)")
+            logging.warning(
+                "Using RANDOM codebooks (debugging only, no semantic prior)"
+            )
             books = torch.randn(n_q, codebook_size, codebook_dim)
         else:
             raise ValueError(

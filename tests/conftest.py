@@ -44,7 +44,9 @@ def speechlike():
         f0 = 120 + 40 * np.sin(2 * np.pi * 1.5 * t)
         phase = 2 * np.pi * np.cumsum(f0) / 16000
         x = sum(np.sin(k * phase) / k for k in range(1, 8))
-        x = 0.2 * x * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * g.standard_normal(n)
+        x = 0.2 * x * (
+            0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+        ) + 0.01 * g.standard_normal(n)
         return torch.tensor(x, dtype=torch.float32)
 
     return make

@@ -31,9 +31,12 @@ def synthesize(out_dir: Path, fs: int = 16000) -> Dict[str, List[str]]:
         for s, text in enumerate(SENTENCES):
             utt = f"{voice}_{s:02d}"
             raw, wav = wav_dir / f"{utt}.raw.wav", wav_dir / f"{utt}.wav"
-            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True)
             subprocess.run(
-                ["sox", str(raw), "-r", str(fs), "-c", "1", "-b", "16", str(wav)], check=True
+                ["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True
+            )
+            subprocess.run(
+                ["sox", str(raw), "-r", str(fs), "-c", "1", "-b", "16", str(wav)],
+                check=True,
             )
             raw.unlink()
             split = "train" if v < 3 and s < 4 else ("dev" if s == 4 else "test")

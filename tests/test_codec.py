@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, TINY, build_tiny, codec_conf
+
 from espnet_almtok.codec import ALMTokenizer, bitrate
 from espnet_almtok.registration import check_chunk_length
 from espnet_almtok.semantic_prior import save_codebooks
@@ -163,7 +163,9 @@ def test_bad_window_sets_are_refused(windows):
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="unknown patchify kind 'wavelet'"):
         build_tiny(patchify_kind="wavelet")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['num_layer'\] in encoder_params"):
+    with pytest.raises(
+        ValueError, match=r"unknown key\(s\) \['num_layer'\] in encoder_params"
+    ):
         build_tiny(encoder_params={"num_layer": 2})
     with pytest.raises(ValueError, match="target_layer"):
         build_tiny(ar_params={"target_layer": 4})
@@ -175,10 +177,16 @@ def test_bad_config_is_refused():
 
 def test_chunk_length_must_be_a_multiple_of_the_hop(tiny):
     check_chunk_length(SimpleNamespace(iterator_type="chunk", chunk_length=6400), tiny)
-    check_chunk_length(SimpleNamespace(iterator_type="sequence", chunk_length=6401), tiny)
+    check_chunk_length(
+        SimpleNamespace(iterator_type="sequence", chunk_length=6401), tiny
+    )
     for bad in (6401, "6400,6500"):
-        with pytest.raises(ValueError, match="not a multiple of the ALMTokenizer patchify hop 320"):
-            check_chunk_length(SimpleNamespace(iterator_type="chunk", chunk_length=bad), tiny)
+        with pytest.raises(
+            ValueError, match="not a multiple of the ALMTokenizer patchify hop 320"
+        ):
+            check_chunk_length(
+                SimpleNamespace(iterator_type="chunk", chunk_length=bad), tiny
+            )
 
 
 def test_bad_audio_is_refused(tiny):

@@ -3,7 +3,11 @@ import pytest
 import torch
 
 from espnet_almtok.kmeans import residual_kmeans
-from espnet_almtok.semantic_prior import SemanticPriorRVQ, load_codebooks, save_codebooks
+from espnet_almtok.semantic_prior import (
+    SemanticPriorRVQ,
+    load_codebooks,
+    save_codebooks,
+)
 
 
 @pytest.fixture
@@ -17,7 +21,9 @@ def test_codebook_file_round_trip(book_file):
     books, meta = load_codebooks(book_file, 3, 16, 8)
     assert books.shape == (3, 16, 8)
     assert meta == {"source": "test", "num_speech": "8"}
-    rvq = SemanticPriorRVQ(4, n_q=3, codebook_size=16, codebook_dim=8, codebook_file=str(book_file))
+    rvq = SemanticPriorRVQ(
+        4, n_q=3, codebook_size=16, codebook_dim=8, codebook_file=str(book_file)
+    )
     assert torch.equal(rvq.codebooks, books)
     # Buffers, not parameters: no optimizer ever sees them.
     assert "codebooks" not in dict(rvq.named_parameters())
@@ -29,7 +35,13 @@ def test_codebook_file_round_trip(book_file):
 )
 def test_codebook_file_of_wrong_shape_is_refused(book_file, n_q, size, dim):
     with pytest.raises(ValueError, match=f"{book_file}.*shape \\(3, 16, 8\\)"):
-        SemanticPriorRVQ(4, n_q=n_q, codebook_size=size, codebook_dim=dim, codebook_file=str(book_file))
+        SemanticPriorRVQ(
+            4,
+            n_q=n_q,
+            codebook_size=size,
+            codebook_dim=dim,
+            codebook_file=str(book_file),
+        )
 
 
 def test_bad_codebook_files(tmp_path):
@@ -52,7 +64,9 @@ def test_quantizer_needs_a_codebook_source():
 
 def test_decode_of_codes_matches_forward():
     torch.manual_seed(0)
-    rvq = SemanticPriorRVQ(6, n_q=3, codebook_size=16, codebook_dim=8, random_codebooks_for_debugging=True)
+    rvq = SemanticPriorRVQ(
+        6, n_q=3, codebook_size=16, codebook_dim=8, random_codebooks_for_debugging=True
+    )
     h = torch.randn(2, 5, 6)
     z_q, codes, layers, commit = rvq(h, torch.ones(2, 5, dtype=torch.bool))
     assert codes.shape == (3, 2, 5) and codes.dtype == torch.long

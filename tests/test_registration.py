@@ -1,0 +1,36 @@
+"""The installed .pth hook registers the codec in a fresh interpreter."""
+
+import subprocess
+import sys
+
+
+def run(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_interpreter_start_stays_light():
+    # The hook is installed at start, but neither torch nor ESPnet is imported.
+    code = "import sys; print(sorted(m for m in ('torch', 'espnet2', 'espnet_almtok.registration') if m in sys.modules))"
+    assert run(code) == "['espnet_almtok.registration']"
+
+
+def test_codec_choices_know_almtokenizer_without_user_imports():
+    code = (
+        "from espnet2.tasks.gan_codec import codec_choices, GANCodecTask;"
+        "print(codec_choices.get_class('almtokenizer').__name__)"
+    )
+    assert run(code).splitlines()[-1] == "ALMTokenizer"
+
+
+def test_install_after_espnet_was_imported_registers_at_once():
+    code = (
+        "import sys; sys.meta_path = [f for f in sys.meta_path if type(f).__name__ != '_Finder'];"
+        "from espnet2.tasks import gan_codec;"
+        "gan_codec.codec_choices.classes.pop('almtokenizer', None);"
+        "from espnet_almtok import registration; registration.install();"
+        "print('almtokenizer' in gan_codec.codec_choices.classes)"
+    )
+    assert run(code).splitlines()[-1] == "True"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything espnet-almtok needs on a fresh Debian/Ubuntu machine.
+# Idempotent: rerunning it only checks what is already there.
+#   Debian packages: flite, espeak-ng, sox (offline speech for the demo corpus and tests)
+#   Python packages: torch/torchaudio 2.11, ESPnet 202511, this package (+ test extra)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+if ! command -v flite >/dev/null || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq flite espeak-ng sox libsox-fmt-all >/dev/null
+fi
+
+# torch/torchaudio first and pinned together: torchaudio has no CPU-only wheel,
+# and the CUDA wheels run on CPU too. numpy 2.4 breaks ESPnet's chunk iterator.
+"$PYTHON" -m pip install -q --disable-pip-version-check \
+    torch==2.11.0 torchaudio==2.11.0 "numpy<2.4"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"
+echo "espnet-almtok: set-up done"
