@@ -4,14 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from conftest import TINY
+from conftest import ROOT, TINY
 from espnet2.fileio.npy_scp import NpyScpReader
-from synth import synthesize
 
 from espnet_almtok.kmeans import residual_kmeans
 from espnet_almtok.semantic_prior import save_codebooks
@@ -23,8 +23,34 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def make_data(cwd: Path):
+    """The recipe's offline corpus, formatted to 16 kHz mono Kaldi dirs."""
+    local = ROOT / "local"
+    espnet(
+        str(local / "synth_corpus.py"),
+        "--out_dir",
+        "raw",
+        "--wav_dir",
+        "raw/wav",
+        "--num_train_sentences",
+        "4",
+        "--num_sounds_per_kind",
+        "3",
+        cwd=cwd,
+    )
+    for split in ("train", "dev", "test_speech"):
+        espnet(
+            str(local / "format_data.py"),
+            f"raw/{split}",
+            f"data/{split}",
+            "--fs",
+            "16000",
+            cwd=cwd,
+        )
+
+
 def espnet(module: str, *args: str, cwd: Path):
-    cmd = [sys.executable, "-m", module, *args]
+    cmd = [sys.executable, *(["-m", module] if "/" not in module else [module]), *args]
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}"
     return proc
@@ -68,7 +94,7 @@ def logmel_codebooks(cwd: Path) -> np.ndarray:
 
 
 def test_two_stage_training_and_stock_inference(tmp_path, monkeypatch):
-    synthesize(tmp_path)
+    make_data(tmp_path)
     books = logmel_codebooks(tmp_path)
     train(1, tmp_path)
     stage1 = "exp/stage1/valid.mel_loss.best.pth"

@@ -1,0 +1,275 @@
+"""Score reconstructions against their references (the recipe's scoring stage).
+
+Usage::
+
+    python -m espnet_almtok.bin.score --ref_scp dump/test/wav.scp \\
+        --hyp_scp decode/test_w4/wav/wav.scp \\
+        --decode_stats decode/test_w4/decode_stats.json \\
+        --out_dir decode/test_w4/score --tag "test w=4" --num_plots 3
+
+Both scp files are Kaldi ``wav.scp`` files of ``utt_id path`` lines, read with
+ESPnet's ``SoundScpReader``. Every reference utterance must have a
+reconstruction; extra reconstructions are ignored. A reconstruction at another
+sample rate is resampled to the reference rate, then trimmed or zero-padded to
+the reference length (see ``espnet_almtok.metrics``).
+
+Files written to ``--out_dir``, each under a temporary name and then renamed,
+``summary.json`` last (a run that stopped early leaves none):
+
+- ``per_utt.tsv``: a header line, then one tab-separated row per reference
+  utterance in scp order: ``utt_id``, ``seconds`` (reference duration),
+  ``hyp_len_diff`` (reconstruction minus reference samples, at the reference
+  rate), then the metrics of ``METRICS``; undefined values read ``nan``.
+- ``summary.json``: ``tag``, ``num_utts``, ``ref_scp``, ``hyp_scp``,
+  ``metrics`` (per metric: ``mean`` over the utterances where it is defined, or
+  null if none, ``count`` of those, ``num_nan`` of the others) and ``decode``
+  (the decoder's ``decode_stats.json`` plus ``real_bitrate`` in bit/s and
+  ``encode_rtf`` / ``decode_rtf``; null without ``--decode_stats``).
+- ``summary.md``: the ``summarize`` table with this directory's row alone.
+- ``images/<utt_id>.png`` (``/`` in ids read ``_``): log-magnitude spectrograms
+  of the reference above the reconstruction, for the first ``--num_plots``
+  utterances.
+"""
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from espnet2.fileio.sound_scp import SoundScpReader
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from espnet_almtok.bin.summarize import (
+    TABLE_HEADER,
+    atomic_path,
+    markdown_table,
+    summary_row,
+)
+from espnet_almtok.metrics import (
+    METRICS,
+    Scorer,
+    match_length,
+    resample,
+    stft_magnitude,
+)
+
+DECODE_KEYS = (
+    "window_size",
+    "code_size_per_stream",
+    "bitrate",
+    "token_rate",
+    "audio_seconds",
+    "num_token_steps",
+    "encode_seconds",
+    "decode_seconds",
+)
+
+# (n_fft, hop, window length) of the plotted spectrograms.
+PLOT_STFT = (1024, 256, 1024)
+PLOT_RANGE_DB = 80.0
+
+
+def decode_summary(path: str) -> Dict:
+    """``decode_stats.json`` plus real bitrate and real-time factors."""
+    stats = json.loads(Path(path).read_text(encoding="utf-8"))
+    missing = [k for k in DECODE_KEYS if k not in stats]
+    if missing:
+        raise ValueError(f"{path}: missing keys {', '.join(missing)}")
+    seconds = stats["audio_seconds"]
+    if seconds <= 0:
+        raise ValueError(f"{path}: audio_seconds must be positive, not {seconds}")
+    bits_per_step = sum(math.log2(n) for n in stats["code_size_per_stream"])
+    return dict(
+        stats,
+        real_bitrate=stats["num_token_steps"] * bits_per_step / seconds,
+        encode_rtf=stats["encode_seconds"] / seconds,
+        decode_rtf=stats["decode_seconds"] / seconds,
+    )
+
+
+def nan_stats(values: Sequence[float]) -> Dict:
+    """Mean over the defined (non-NaN) values, their count and the NaN count."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = values[~np.isnan(values)]
+    return dict(
+        mean=float(defined.mean()) if len(defined) else None,
+        count=len(defined),
+        num_nan=len(values) - len(defined),
+    )
+
+
+def read_mono(reader: SoundScpReader, utt_id: str, scp: str) -> Tuple[int, np.ndarray]:
+    """(rate, 1-D float64 samples) of ``utt_id``."""
+    fs, wav = reader[utt_id]
+    if wav.ndim != 1:
+        raise ValueError(f"{scp}: {utt_id} has shape {wav.shape}; expected mono")
+    return fs, wav
+
+
+def plot_spectrograms(
+    ref: np.ndarray, hyp: np.ndarray, fs: int, title: str, path: Path
+) -> None:
+    """Save reference and reconstruction spectrograms, stacked, as a PNG."""
+    specs = [
+        20 * np.log10(stft_magnitude(torch.from_numpy(x).float(), *PLOT_STFT).numpy())
+        for x in (ref, hyp)
+    ]
+    # One colour scale, set by the reference, so the panels compare directly.
+    vmax = float(specs[0].max())
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, spec, name in zip(axes, specs, ("original", "reconstruction")):
+        image = ax.imshow(
+            spec,
+            origin="lower",
+            aspect="auto",
+            extent=(0, len(ref) / fs, 0, fs / 2000),
+            vmin=vmax - PLOT_RANGE_DB,
+            vmax=vmax,
+            cmap="magma",
+        )
+        ax.set_title(name)
+        ax.set_ylabel("frequency (kHz)")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(image, ax=axes, label="dB")
+    fig.suptitle(title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+
+
+def _cell(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def score(args: argparse.Namespace) -> Dict:
+    """Score every reference utterance, write the outputs, return the summary."""
+    out = Path(args.out_dir)
+    tag = args.tag or out.resolve().name
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    # summary.json marks a finished run: drop a previous one before starting.
+    (out / "summary.json").unlink(missing_ok=True)
+    decode = decode_summary(args.decode_stats) if args.decode_stats else None
+
+    refs = SoundScpReader(args.ref_scp, dtype="float64")
+    hyps = SoundScpReader(args.hyp_scp, dtype="float64")
+    utt_ids = list(refs.keys())
+    if not utt_ids:
+        raise ValueError(f"{args.ref_scp}: no utterances")
+    missing = [u for u in utt_ids if u not in hyps.keys()]
+    if missing:
+        shown = " ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise ValueError(
+            f"{args.hyp_scp}: no reconstruction for {len(missing)} of "
+            f"{len(utt_ids)} utterances of {args.ref_scp}: {shown}"
+        )
+    extra = len(hyps) - len(utt_ids)
+    if extra:
+        logging.warning(
+            f"{args.hyp_scp}: ignoring {extra} utterances not in {args.ref_scp}"
+        )
+    if decode is not None and decode.get("num_utts", len(utt_ids)) != len(utt_ids):
+        logging.warning(
+            f"{args.decode_stats} counts {decode['num_utts']} utterances, "
+            f"{args.ref_scp} {len(utt_ids)}"
+        )
+
+    scorers: Dict[int, Scorer] = {}
+    resampled = set()
+    rows = []
+    start = time.perf_counter()
+    for i, utt in enumerate(utt_ids, 1):
+        fs, ref = read_mono(refs, utt, args.ref_scp)
+        hyp_fs, hyp = read_mono(hyps, utt, args.hyp_scp)
+        if hyp_fs != fs:
+            if (hyp_fs, fs) not in resampled:
+                logging.info(f"resampling reconstructions from {hyp_fs} to {fs} Hz")
+                resampled.add((hyp_fs, fs))
+            hyp = resample(hyp, hyp_fs, fs)
+        len_diff = len(hyp) - len(ref)
+        hyp = match_length(ref, hyp, utt)
+        if fs not in scorers:
+            scorers[fs] = Scorer(fs)
+        metrics = scorers[fs](ref, hyp, utt)
+        rows.append(
+            dict(utt_id=utt, seconds=len(ref) / fs, hyp_len_diff=len_diff, **metrics)
+        )
+        if i <= args.num_plots:
+            png = out / "images" / f"{utt.replace('/', '_')}.png"
+            plot_spectrograms(ref, hyp, fs, f"{utt} ({tag})", png)
+        if i % args.log_every == 0 or i == len(utt_ids):
+            elapsed = time.perf_counter() - start
+            logging.info(f"scored {i}/{len(utt_ids)} utterances in {elapsed:.1f} s")
+
+    columns = ["utt_id", "seconds", "hyp_len_diff", *METRICS]
+    lines = [columns] + [[_cell(row[c]) for c in columns] for row in rows]
+    with atomic_path(out / "per_utt.tsv") as tmp:
+        tmp.write_text("".join("\t".join(x) + "\n" for x in lines), encoding="utf-8")
+
+    summary = dict(
+        tag=tag,
+        num_utts=len(rows),
+        ref_scp=args.ref_scp,
+        hyp_scp=args.hyp_scp,
+        metrics={m: nan_stats([row[m] for row in rows]) for m in METRICS},
+        decode=decode,
+    )
+    with atomic_path(out / "summary.md") as tmp:
+        table = markdown_table(TABLE_HEADER, [summary_row(summary)])
+        tmp.write_text(table, encoding="utf-8")
+    with atomic_path(out / "summary.json") as tmp:
+        # allow_nan=False: NaN is not JSON; undefined means are already null.
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return summary
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        description="Score reconstructed audio against references",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--ref_scp", required=True, help="reference wav.scp")
+    parser.add_argument("--hyp_scp", required=True, help="reconstruction wav.scp")
+    parser.add_argument(
+        "--decode_stats", default=None, help="decoder's decode_stats.json"
+    )
+    parser.add_argument("--out_dir", required=True, help="where results go")
+    parser.add_argument(
+        "--tag", default=None, help="name of this run (default: out_dir's name)"
+    )
+    parser.add_argument("--num_plots", type=int, default=3, help="utterances to plot")
+    parser.add_argument(
+        "--log_every", type=int, default=50, help="log progress every N utterances"
+    )
+    parser.add_argument(
+        "--log_level",
+        type=lambda x: x.upper(),
+        default="INFO",
+        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
+    )
+    return parser
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> None:
+    """Run the scoring CLI."""
+    args = get_parser().parse_args(cmd)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
+    )
+    # Per-utterance STFTs are small: extra threads cost more than they save
+    # (tens of times slower on a 2-core machine).
+    torch.set_num_threads(1)
+    score(args)
+
+
+if __name__ == "__main__":
+    main()

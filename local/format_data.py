@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Format a Kaldi data dir for codec training: mono, one sample rate, bounded length.
+
+Reads ``<src>/wav.scp`` (paths; ``cmd |`` pipes are not supported), writes 16-bit
+wavs at ``--fs`` under ``<dst>/wav/`` and a new ``<dst>/wav.scp``,
+``utt2num_samples`` and ``audio_shape`` (what ESPnet's shape files hold), and
+copies ``utt2spk``/``text`` restricted to the kept clips.
+
+Conversions, each logged: multi-channel audio is averaged to mono; other sample
+rates are resampled (torchaudio). Clips shorter than ``--min_seconds`` or longer
+than ``--max_seconds`` are dropped and counted. Unreadable, empty or NaN clips
+stop the stage with an error naming the file. ``<dst>`` is written under a
+temporary name and renamed when complete.
+"""
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+
+def load_mono(path: str, fs: int, utt: str) -> np.ndarray:
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise SystemExit(f"{utt}: cannot read {path}: {e}")
+    if audio.size == 0:
+        raise SystemExit(f"{utt}: {path} is empty")
+    if not np.isfinite(audio).all():
+        raise SystemExit(f"{utt}: {path} contains NaN or infinite samples")
+    if audio.shape[1] > 1:
+        logging.info(f"{utt}: {path} has {audio.shape[1]} channels; averaging to mono")
+    audio = audio.mean(axis=1)
+    if rate != fs:
+        logging.debug(f"{utt}: resampling {path} from {rate} Hz to {fs} Hz")
+        audio = torchaudio.functional.resample(
+            torch.from_numpy(audio), rate, fs
+        ).numpy()
+    return audio
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("src", type=Path)
+    parser.add_argument("dst", type=Path)
+    parser.add_argument("--fs", type=int, required=True)
+    parser.add_argument("--min_seconds", type=float, default=0.0)
+    parser.add_argument("--max_seconds", type=float, default=float("inf"))
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s"
+    )
+
+    tmp = args.dst.with_name(args.dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "wav").mkdir(parents=True)
+    lines = (args.src / "wav.scp").read_text().splitlines()
+    kept, short, long_ = [], 0, 0
+    with open(tmp / "wav.scp", "w") as scp, open(tmp / "utt2num_samples", "w") as num:
+        for i, line in enumerate(lines, 1):
+            utt, path = line.split(maxsplit=1)
+            if path.rstrip().endswith("|"):
+                raise SystemExit(
+                    f"{utt}: pipe entries in {args.src}/wav.scp are not supported"
+                )
+            audio = load_mono(path, args.fs, utt)
+            seconds = len(audio) / args.fs
+            if seconds < args.min_seconds or seconds > args.max_seconds:
+                short += seconds < args.min_seconds
+                long_ += seconds > args.max_seconds
+                continue
+            out = (tmp / "wav" / f"{utt}.wav").resolve()
+            sf.write(out, np.clip(audio, -1.0, 1.0), args.fs, subtype="PCM_16")
+            final = args.dst.resolve() / "wav" / f"{utt}.wav"
+            scp.write(f"{utt} {final}\n")
+            num.write(f"{utt} {len(audio)}\n")
+            kept.append(utt)
+            if i % 200 == 0:
+                logging.info(f"{args.src}: {i}/{len(lines)} clips")
+    if not kept:
+        raise SystemExit(f"{args.src}: no clip left after the length filter")
+    shutil.copy(tmp / "utt2num_samples", tmp / "audio_shape")
+    keep = set(kept)
+    for name in ("utt2spk", "text"):
+        if (args.src / name).exists():
+            rows = [
+                r
+                for r in (args.src / name).read_text().splitlines()
+                if r.split()[0] in keep
+            ]
+            (tmp / name).write_text("".join(r + "\n" for r in rows))
+    shutil.rmtree(args.dst, ignore_errors=True)
+    tmp.rename(args.dst)
+    logging.info(
+        f"{args.src} -> {args.dst}: kept {len(kept)} of {len(lines)} clips at {args.fs} Hz "
+        f"(dropped {short} shorter than {args.min_seconds} s, {long_} longer than "
+        f"{args.max_seconds} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
