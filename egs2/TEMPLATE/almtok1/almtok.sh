@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# ALMTokenizer recipe template, in the form of ESPnet's egs2/*/codec1/codec.sh.
+#
+# Stages:
+#   1. Data preparation (local/data.sh): Kaldi dirs under data/.
+#   2. Format: mono, ${fs} Hz, 16-bit wavs under ${dumpdir}/raw/<set>; clips shorter
+#      than ${min_wav_duration} s or longer than ${max_wav_duration} s are dropped
+#      from the training and validation sets.
+#   3. Semantic features: wav2vec 2.0 on ${speech_train_set}, BEATs on
+#      ${sound_train_set}, from local checkpoints (--w2v_checkpoint/--beats_checkpoint).
+#      Without checkpoints: the log-mel FALLBACK (labelled so in the logs and files).
+#   4. k-means semantic prior: residual k-means, C/2 speech + C/2 sound centres per
+#      RVQ layer -> ${dumpdir}/kmeans/codebooks.npz (+ usage statistics).
+#   5. Stage-1 training (autoencoder + MAE): ESPnet stats collection, then training.
+#   6. Stage-2 training (full tokenizer): --init_param patchify/unpatchify from
+#      stage 1, --freeze_param patchify, codebook_file from stage 4.
+#   7. Decoding of every test set at every window in ${inference_windows}: codes
+#      (ark/scp) and wavs, batched, over ${inference_nj} jobs (GPU with --gpu_inference).
+#   8. Scoring: mel/MR-STFT distance, SI-SNR, PESQ, STOI, real bitrate and RTF per
+#      utterance and set, spectrogram images, and ${codec_exp}/RESULTS.md.
+#
+# Every stage can be rerun on its own (--stage N --stop_stage N); training resumes
+# from its checkpoint. A failing stage stops the run with a non-zero exit status and
+# names the stage and its log.
+
+set -euo pipefail
+
+log() {
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (almtok.sh:${BASH_LINENO[0]}) $*"
+}
+min() {
+    local a=$1 b
+    for b in "$@"; do [ "${b}" -lt "${a}" ] && a=${b}; done
+    echo "${a}"
+}
+
+# General configuration
+stage=1              # First stage to run.
+stop_stage=8         # Last stage to run.
+ngpu=1               # GPUs for training (0: CPU).
+num_nodes=1          # Nodes for training (needs the Slurm backend in cmd.sh).
+nj=4                 # Parallel jobs for stats collection.
+inference_nj=4       # Parallel jobs for decoding.
+gpu_inference=false  # Decode on GPU.
+dumpdir=dump         # Formatted audio, features and codebooks.
+expdir=exp           # Experiments.
+python=python3
+
+# Data
+local_data_opts=""   # Options of local/data.sh.
+fs=24000             # Sampling rate of the codec.
+min_wav_duration=0.5 # Shortest clip kept for training/validation (seconds).
+max_wav_duration=30  # Longest clip kept for training/validation (seconds).
+train_set=train
+valid_set=dev
+test_sets="test"
+speech_train_set=train_speech  # Speech clips the speech half of the prior is learned on.
+sound_train_set=train_sound    # Sound clips for the sound half ("" = speech only).
+
+# Semantic prior
+w2v_checkpoint=""    # Local wav2vec 2.0 checkpoint (HF dir, torchaudio or fairseq .pt).
+w2v_layer=""         # Its layer (1-based; default: the middle one).
+beats_checkpoint=""  # Local BEATs checkpoint.
+beats_layer=""       # Its layer (default: the last).
+fallback_n_mels=40   # Log-mel bins of the fallback features.
+feats_max_utts=0     # Utterances per feature set (0: all).
+kmeans_max_frames=200000  # Frames k-means sees per half (0: all).
+
+# Training
+stage1_config=conf/train_almtok_stage1.yaml
+stage2_config=conf/train_almtok_stage2.yaml
+train_args=""        # Extra arguments for both training stages.
+tag=""               # Experiment name suffix (default: the stage-2 config name).
+stage1_model=valid.mel_loss.best.pth  # Stage-1 checkpoint that stage 2 starts from.
+
+# Decoding and scoring
+inference_model=valid.mel_loss.best.pth
+inference_windows="" # Windows to decode at (default: the stage-2 window_sizes).
+inference_batch_size=8
+num_plots=3          # Spectrogram images per test set and window.
+
+help_message="Usage: $0 [--stage N] [--stop_stage N] [--ngpu N] [--fs HZ] \
+[--train_set S] [--valid_set S] [--test_sets 'A B'] [--stage1_config F] [--stage2_config F] \
+[--w2v_checkpoint P] [--beats_checkpoint P] [--inference_windows '4 2'] ... (see the header)"
+
+log "$0 $*"
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../local/parse_options.sh"
+. ./path.sh
+. ./cmd.sh
+
+[ -z "${tag}" ] && tag=$(basename "${stage2_config}" .yaml)
+codec_exp=${expdir}/almtok_${tag}
+stage1_exp=${codec_exp}/stage1
+stage2_exp=${codec_exp}/stage2
+stats_dir=${codec_exp}/stats
+data_feats=${dumpdir}/raw
+
+current="setup"
+trap 'log "Error: ${current} failed (exit $?); see the log named above"' ERR
+
+# Read a value from a YAML config: yaml_get FILE key.sub.key
+yaml_get() {
+    ${python} -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1]))
+for k in sys.argv[2].split('.'): v = v[k]
+print(' '.join(map(str, v)) if isinstance(v, list) else v)" "$1" "$2"
+}
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    current="stage 1 (data preparation)"
+    log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    current="stage 2 (format)"
+    log "Stage 2: format data/ -> ${data_feats}/ (mono, ${fs} Hz)"
+    for dset in "${train_set}" "${valid_set}" ${test_sets}; do
+        _opts=""
+        if [ "${dset}" = "${train_set}" ] || [ "${dset}" = "${valid_set}" ]; then
+            _opts="--min_seconds ${min_wav_duration} --max_seconds ${max_wav_duration}"
+        fi
+        # shellcheck disable=SC2086
+        ${train_cmd} "${data_feats}/log/format.${dset}.log" \
+            ${python} "${ALMTOK_LOCAL}/format_data.py" "data/${dset}" "${data_feats}/${dset}" \
+                --fs "${fs}" ${_opts}
+    done
+    # The k-means subsets are views of the formatted training set.
+    for dset in ${speech_train_set} ${sound_train_set}; do
+        mkdir -p "${data_feats}/${dset}"
+        awk 'NR == FNR { keep[$1]; next } $1 in keep' "data/${dset}/wav.scp" \
+            "${data_feats}/${train_set}/wav.scp" > "${data_feats}/${dset}/wav.scp"
+        [ -s "${data_feats}/${dset}/wav.scp" ] || { log "Error: ${data_feats}/${dset}/wav.scp is empty"; exit 1; }
+    done
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    current="stage 3 (semantic features)"
+    if [ -z "${w2v_checkpoint}" ] && [ -z "${beats_checkpoint}" ]; then
+        log "Stage 3: no SSL checkpoints given: using the log-mel FALLBACK features" \
+            "(the codebooks will carry no self-supervised semantic prior)"
+    elif [ -z "${w2v_checkpoint}" ] || { [ -n "${sound_train_set}" ] && [ -z "${beats_checkpoint}" ]; }; then
+        log "Error: give both --w2v_checkpoint and --beats_checkpoint (their features share one codebook space), or neither"
+        exit 1
+    else
+        log "Stage 3: wav2vec 2.0 (${w2v_checkpoint}) and BEATs (${beats_checkpoint}) features"
+    fi
+    _ngpu_opt="--device cpu"; ${gpu_inference} && _ngpu_opt="--device cuda"
+    for half in speech sound; do
+        if [ "${half}" = speech ]; then
+            dset=${speech_train_set}; ckpt=${w2v_checkpoint}; kind=wav2vec2; layer=${w2v_layer}
+        else
+            dset=${sound_train_set}; ckpt=${beats_checkpoint}; kind=beats; layer=${beats_layer}
+        fi
+        [ -z "${dset}" ] && continue
+        _opts="--max_utts ${feats_max_utts} ${_ngpu_opt}"
+        if [ -n "${ckpt}" ]; then
+            _opts+=" --kind ${kind} --checkpoint ${ckpt}"
+            [ -n "${layer}" ] && _opts+=" --layer ${layer}"
+        else
+            _opts+=" --kind logmel --n_mels ${fallback_n_mels}"
+        fi
+        # shellcheck disable=SC2086
+        ${cuda_cmd} --gpu "$(${gpu_inference} && echo 1 || echo 0)" \
+            "${dumpdir}/feats/log/${half}.log" \
+            ${python} -m espnet_almtok.bin.extract_features \
+                --wav_scp "${data_feats}/${dset}/wav.scp" --out_dir "${dumpdir}/feats/${half}" ${_opts}
+    done
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    current="stage 4 (k-means)"
+    n_q=$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.n_q)
+    size=$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.codebook_size)
+    log "Stage 4: residual k-means: ${n_q} layers x ${size} entries -> ${dumpdir}/kmeans/codebooks.npz"
+    _opts=""
+    [ -n "${sound_train_set}" ] && _opts="--sound_feats ${dumpdir}/feats/sound/feats.scp"
+    # shellcheck disable=SC2086
+    ${train_cmd} "${dumpdir}/kmeans/kmeans.log" \
+        ${python} -m espnet_almtok.bin.learn_kmeans \
+            --speech_feats "${dumpdir}/feats/speech/feats.scp" ${_opts} \
+            --n_q "${n_q}" --codebook_size "${size}" --max_frames "${kmeans_max_frames}" \
+            --out "${dumpdir}/kmeans/codebooks.npz"
+    grep -i "layer" "${dumpdir}/kmeans/kmeans.log" | grep -i "used" || true
+fi
+
+train_inputs=(
+    --train_data_path_and_name_and_type "${data_feats}/${train_set}/wav.scp,audio,sound"
+    --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,audio,sound"
+)
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    current="stage 5 (stats collection)"
+    log "Stage 5: collect stats -> ${stats_dir}"
+    _logdir=${stats_dir}/logdir
+    mkdir -p "${_logdir}"
+    _nj=$(min "${nj}" "$(wc -l < "${data_feats}/${train_set}/wav.scp")" "$(wc -l < "${data_feats}/${valid_set}/wav.scp")")
+    _train_parts="" _valid_parts="" _dirs=""
+    for n in $(seq "${_nj}"); do
+        _train_parts+=" ${_logdir}/train.${n}.scp"
+        _valid_parts+=" ${_logdir}/valid.${n}.scp"
+        _dirs+=" --input_dir ${_logdir}/stats.${n}"
+    done
+    # shellcheck disable=SC2086
+    ${python} "${ALMTOK_LOCAL}/split_scp.py" "${data_feats}/${train_set}/wav.scp" ${_train_parts}
+    # shellcheck disable=SC2086
+    ${python} "${ALMTOK_LOCAL}/split_scp.py" "${data_feats}/${valid_set}/wav.scp" ${_valid_parts}
+    # shellcheck disable=SC2086
+    ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+        ${python} -m espnet2.bin.gan_codec_train --collect_stats true --use_preprocessor true \
+            --config "${stage1_config}" "${train_inputs[@]}" \
+            --train_shape_file "${_logdir}/train.JOB.scp" --valid_shape_file "${_logdir}/valid.JOB.scp" \
+            --output_dir "${_logdir}/stats.JOB" ${train_args}
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.aggregate_stats_dirs --skip_sum_stats ${_dirs} --output_dir "${stats_dir}"
+
+    current="stage 5 (stage-1 training)"
+    log "Stage 5: stage-1 training -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name almtok_stage1" \
+        --log "${stage1_exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
+        --init_file_prefix "${stage1_exp}/.dist_init_" --multiprocessing_distributed true -- \
+        ${python} -m espnet2.bin.gan_codec_train --use_preprocessor true --resume true \
+            --config "${stage1_config}" "${train_inputs[@]}" \
+            --train_shape_file "${stats_dir}/train/audio_shape" \
+            --valid_shape_file "${stats_dir}/valid/audio_shape" \
+            --output_dir "${stage1_exp}" ${train_args} \
+        || { log "Error: stage-1 training failed; see ${stage1_exp}/train.log"; tail -n 20 "${stage1_exp}/train.log"; exit 1; }
+fi
+
+codebooks=${dumpdir}/kmeans/codebooks.npz
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    current="stage 6 (stage-2 training)"
+    for f in "${stage1_exp}/${stage1_model}" "${codebooks}"; do
+        [ -f "${f}" ] || { log "Error: stage 6 needs ${f} (run stages 4 and 5 first)"; exit 1; }
+    done
+    _dim=$(${python} -c "import numpy as np, sys; print(np.load(sys.argv[1])['codebooks'].shape[-1])" "${codebooks}")
+    log "Stage 6: stage-2 training -> ${stage2_exp} with codebooks ${codebooks} (dim ${_dim}; log: ${stage2_exp}/train.log)"
+    _s1=${stage1_exp}/${stage1_model}
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name almtok_stage2" \
+        --log "${stage2_exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
+        --init_file_prefix "${stage2_exp}/.dist_init_" --multiprocessing_distributed true -- \
+        ${python} -m espnet2.bin.gan_codec_train --use_preprocessor true --resume true \
+            --config "${stage2_config}" "${train_inputs[@]}" \
+            --train_shape_file "${stats_dir}/train/audio_shape" \
+            --valid_shape_file "${stats_dir}/valid/audio_shape" \
+            --codec_conf "generator_params.quantizer_params.codebook_file=${codebooks}" \
+            --codec_conf "generator_params.quantizer_params.codebook_dim=${_dim}" \
+            --init_param "${_s1}:codec.generator.patchify:codec.generator.patchify" \
+                         "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify" \
+            --freeze_param codec.generator.patchify \
+            --output_dir "${stage2_exp}" ${train_args} \
+        || { log "Error: stage-2 training failed; see ${stage2_exp}/train.log"; tail -n 20 "${stage2_exp}/train.log"; exit 1; }
+fi
+
+[ -z "${inference_windows}" ] && inference_windows=$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes)
+decode_dir() { echo "${stage2_exp}/decode_${inference_model%.pth}/$1/w$2"; }
+
+if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+    current="stage 7 (decoding)"
+    _ngpu=0; ${gpu_inference} && _ngpu=1
+    for dset in ${test_sets}; do
+        for w in ${inference_windows}; do
+            _dir=$(decode_dir "${dset}" "${w}")
+            _logdir=${_dir}/logdir
+            log "Stage 7: decoding ${dset} at window ${w} -> ${_dir} (logs: ${_logdir})"
+            rm -rf "${_dir}"
+            mkdir -p "${_logdir}"
+            _nj=$(min "${inference_nj}" "$(wc -l < "${data_feats}/${dset}/wav.scp")")
+            _parts=""
+            for n in $(seq "${_nj}"); do _parts+=" ${_logdir}/keys.${n}.scp"; done
+            # shellcheck disable=SC2086
+            ${python} "${ALMTOK_LOCAL}/split_scp.py" "${data_feats}/${dset}/wav.scp" ${_parts}
+            ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_logdir}/decode.JOB.log" \
+                ${python} -m espnet_almtok.bin.codec_inference --ngpu "${_ngpu}" \
+                    --batch_size "${inference_batch_size}" --window_size "${w}" \
+                    --data_path_and_name_and_type "${data_feats}/${dset}/wav.scp,audio,sound" \
+                    --key_file "${_logdir}/keys.JOB.scp" \
+                    --train_config "${stage2_exp}/config.yaml" \
+                    --model_file "${stage2_exp}/${inference_model}" \
+                    --output_dir "${_logdir}/output.JOB"
+            ${python} "${ALMTOK_LOCAL}/merge_decode.py" "${_dir}" "${_logdir}"/output.*
+        done
+    done
+fi
+
+if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+    current="stage 8 (scoring)"
+    _score_dirs=""
+    for dset in ${test_sets}; do
+        for w in ${inference_windows}; do
+            _dir=$(decode_dir "${dset}" "${w}")
+            log "Stage 8: scoring ${dset} at window ${w} -> ${_dir}/score"
+            ${train_cmd} "${_dir}/score/score.log" \
+                ${python} -m espnet_almtok.bin.score --ref_scp "${data_feats}/${dset}/wav.scp" \
+                    --hyp_scp "${_dir}/wav/wav.scp" --decode_stats "${_dir}/decode_stats.json" \
+                    --out_dir "${_dir}/score" --tag "${dset} w=${w}" --num_plots "${num_plots}"
+            _score_dirs+=" ${_dir}/score"
+        done
+    done
+    # shellcheck disable=SC2086
+    ${python} -m espnet_almtok.bin.summarize --score_dirs ${_score_dirs} \
+        --out "${codec_exp}/RESULTS.md" --json "${codec_exp}/RESULTS.json"
+    log "Results: ${codec_exp}/RESULTS.md"
+    cat "${codec_exp}/RESULTS.md"
+fi
+
+log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

@@ -1,0 +1,7 @@
+# Shared by every almtok1 recipe (symlinked). The package itself must be installed
+# (tools/setup.sh); nothing here needs an ESPnet git checkout.
+ALMTOK_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../.." && pwd)
+export ALMTOK_ROOT
+export ALMTOK_LOCAL=${ALMTOK_ROOT}/local
+export PYTHONUNBUFFERED=1
+export PYTHONIOENCODING=UTF-8
