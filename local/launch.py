@@ -37,7 +37,11 @@ def sbatch_command(args, index: int, logfile: Path, command: str) -> list:
         cmd.append(f"--mem={args.mem}")
     if args.time:
         cmd.append(f"--time={args.time}")
-    return cmd + shlex.split(os.environ.get("ALMTOK_SBATCH_OPTS", "")) + ["--wrap", command]
+    return (
+        cmd
+        + shlex.split(os.environ.get("ALMTOK_SBATCH_OPTS", ""))
+        + ["--wrap", command]
+    )
 
 
 def run_one(args, backend: str, index: int, logfile: Path, command: str) -> int:
@@ -88,7 +92,9 @@ def main():
         codes = list(pool.map(lambda i: run_one(args, backend, i, *jobs[i]), jobs))
     failed = [str(jobs[i][0]) for i, rc in zip(jobs, codes) if rc != 0]
     if failed:
-        sys.exit(f"{Path(sys.argv[0]).name}: {len(failed)} of {len(jobs)} job(s) failed; see {' '.join(failed)}")
+        sys.exit(
+            f"{Path(sys.argv[0]).name}: {len(failed)} of {len(jobs)} job(s) failed; see {' '.join(failed)}"
+        )
 
 
 if __name__ == "__main__":

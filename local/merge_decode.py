@@ -11,7 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-SUMMED = ("num_utts", "audio_seconds", "num_token_steps", "encode_seconds", "decode_seconds")
+SUMMED = (
+    "num_utts",
+    "audio_seconds",
+    "num_token_steps",
+    "encode_seconds",
+    "decode_seconds",
+)
 
 
 def main():
@@ -21,7 +27,9 @@ def main():
     stats = []
     for job in jobs:
         if not (job / "decode_stats.json").exists():
-            sys.exit(f"merge_decode.py: {job} has no decode_stats.json (the job did not finish)")
+            sys.exit(
+                f"merge_decode.py: {job} has no decode_stats.json (the job did not finish)"
+            )
         stats.append(json.loads((job / "decode_stats.json").read_text()))
     for name in ("codec/codec.scp", "wav/wav.scp"):
         parts = [job / name for job in jobs if (job / name).exists()]

@@ -23,7 +23,9 @@ import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
+
+from kaldi_dir import Utterance, write_kaldi_dir
 
 SENTENCES = [
     "the birch canoe slid on the smooth planks",
@@ -145,27 +147,6 @@ def sound_effect(kind: str, rng: random.Random) -> List[str]:
     ]
 
 
-def write_kaldi_dir(out: Path, entries: List[Tuple[str, Path, str, str]]):
-    """entries: (utt, wav path, speaker, transcript or '')."""
-    out.mkdir(parents=True, exist_ok=True)
-    entries = sorted(entries)
-    spk2utt: Dict[str, List[str]] = defaultdict(list)
-    with open(out / "wav.scp", "w") as scp, open(out / "utt2spk", "w") as u2s:
-        for utt, wav, spk, _ in entries:
-            scp.write(f"{utt} {wav.resolve()}\n")
-            u2s.write(f"{utt} {spk}\n")
-            spk2utt[spk].append(utt)
-    with open(out / "spk2utt", "w") as f:
-        for spk in sorted(spk2utt):
-            f.write(f"{spk} {' '.join(spk2utt[spk])}\n")
-    if any(text for *_, text in entries):
-        # Speech only: sound clips have no transcript.
-        with open(out / "text", "w") as f:
-            for utt, _, _, text in entries:
-                if text:
-                    f.write(f"{utt} {text}\n")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out_dir", type=Path, required=True, help="data/ directory")
@@ -198,7 +179,7 @@ def main():
             utt = f"{spk}-{i:03d}"
             wav = args.wav_dir / f"{utt}.wav"
             speak(engine, voice, SENTENCES[i], wav)
-            sets[split].append((utt, wav, spk, SENTENCES[i]))
+            sets[split].append(Utterance(utt, wav, spk, SENTENCES[i]))
         logging.info(
             f"voice {spk}: {len(plan)} utterances ({'seen' if seen else 'unseen'})"
         )
@@ -212,7 +193,7 @@ def main():
                 + sound_effect(kind, rng)
             )
             split = "test_sound" if i == 0 else ("dev" if i == 1 else "train_sound")
-            sets[split].append((utt, wav, f"sound_{kind}", ""))
+            sets[split].append(Utterance(utt, wav, f"sound_{kind}"))
     logging.info(f"{len(SOUND_KINDS) * args.num_sounds_per_kind} sound clips")
 
     sets["train"] = sets["train_speech"] + sets["train_sound"]

@@ -97,7 +97,7 @@ def inference(args) -> None:
         allow_variable_data_keys=args.allow_variable_data_keys,
         inference=True,
     )
-    out = Path(args.output_dir)
+    out = Path(args.output_dir).resolve()  # scp files list absolute paths
     for done in ("codec/codec.scp", "wav/wav.scp", "decode_stats.json"):
         (out / done).unlink(missing_ok=True)
     (out / "codec").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,417 @@
+"""Data preparation of the LibriTTS recipe, on small fake LibriTTS and sound trees."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import ROOT
+
+LOCAL = ROOT / "local"
+RECIPE = ROOT / "egs2" / "libritts" / "almtok1"
+sys.path.append(str(LOCAL))  # the scripts import their helper from local/
+from prep_sound_folder import hash_fraction  # noqa: E402
+
+# Speakers 84 and 8419: "84_..." sorts after "8419_...", so ids without the
+# "<speaker>-" prefix would be ordered differently from their speakers.
+LIBRITTS = {
+    "train-clean-100": ["84", "8419"],
+    "train-clean-360": ["100"],
+    "dev-clean": ["7"],
+    "test-clean": ["61"],
+}
+ESC50_CATEGORIES = ["dog", "crying_baby"]
+
+
+def write_wav(path: Path, seconds: float = 0.05, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(int(16000 * seconds), dtype="float32"), 16000, **kwargs)
+
+
+def run(script: str, *args, cwd: Path = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(LOCAL / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def table(path: Path) -> Dict[str, str]:
+    """First column -> rest of the line."""
+    rows = [line.split(" ", 1) for line in path.read_text().splitlines()]
+    return {r[0]: r[1] for r in rows}
+
+
+def first_column(path: Path) -> List[str]:
+    return [line.split(" ", 1)[0] for line in path.read_text().splitlines()]
+
+
+def check_kaldi_dir(d: Path, text: bool):
+    """Sorted files, absolute existing wavs, spk2utt consistent with utt2spk."""
+    wav = table(d / "wav.scp")
+    u2s = table(d / "utt2spk")
+    assert list(wav) == sorted(wav) and list(u2s) == list(wav)
+    assert all(os.path.isabs(p) and Path(p).is_file() for p in wav.values())
+    s2u = {k: v.split() for k, v in table(d / "spk2utt").items()}
+    assert list(s2u) == sorted(s2u)
+    assert {u: s for s, us in s2u.items() for u in us} == u2s
+    # Kaldi's rule: listing spk2utt speaker by speaker gives utt2spk's order.
+    assert [u for s in s2u for u in s2u[s]] == list(wav)
+    assert (d / "text").exists() == text
+    if text:
+        ids = first_column(d / "text")
+        assert ids == sorted(ids) and set(ids) <= set(wav)
+
+
+@pytest.fixture
+def libritts(tmp_path: Path) -> Path:
+    """LibriTTS layout: 2 chapters x 2 utterances per speaker, and two odd files."""
+    root = tmp_path / "LibriTTS"
+    for subset, speakers in LIBRITTS.items():
+        for spk in speakers:
+            for chapter in ("12", "121"):
+                for i in range(2):
+                    stem = f"{spk}_{chapter}_00000{i}_000000"
+                    d = root / subset / spk / chapter
+                    write_wav(d / f"{stem}.wav")
+                    (d / f"{stem}.normalized.txt").write_text(f"Hello,  {stem}.\n")
+                    (d / f"{stem}.original.txt").write_text("ORIGINAL")
+    dev = root / "dev-clean" / "7" / "12"
+    write_wav(dev / "7_12_000009_000000.wav")  # no transcript: skipped
+    write_wav(dev / "7_12_000008_000000.wav")  # only the original transcript
+    (dev / "7_12_000008_000000.original.txt").write_text("Only original.")
+    return root
+
+
+def prep_libritts(root: Path, out: Path, *sets: str) -> subprocess.CompletedProcess:
+    sets = sets or (
+        "train_speech=train-clean-100,train-clean-360",
+        "dev_speech=dev-clean",
+        "test_speech=test-clean",
+    )
+    return run(
+        "prep_libritts.py",
+        "--root",
+        root,
+        "--out_dir",
+        out,
+        *(a for s in sets for a in ("--set", s)),
+    )
+
+
+def test_libritts(libritts: Path, tmp_path: Path):
+    proc = ok(prep_libritts(libritts, tmp_path / "data"))
+    data = tmp_path / "data"
+    for name in ("train_speech", "dev_speech", "test_speech"):
+        check_kaldi_dir(data / name, text=True)
+        assert first_column(data / name / "text") == first_column(
+            data / name / "wav.scp"
+        )
+
+    train = table(data / "train_speech" / "utt2spk")
+    assert len(train) == 3 * 4
+    assert set(train.values()) == {"84", "8419", "100"}
+    utt = "84-84_12_000001_000000"
+    assert train[utt] == "84"
+    wav = table(data / "train_speech" / "wav.scp")[utt]
+    assert wav == str(libritts / "train-clean-100/84/12/84_12_000001_000000.wav")
+    # The normalized transcript, on one line with single spaces.
+    text = table(data / "train_speech" / "text")
+    assert text[utt] == "Hello, 84_12_000001_000000."
+
+    dev_text = table(data / "dev_speech" / "text")
+    assert dev_text["7-7_12_000008_000000"] == "Only original."
+    assert "7-7_12_000009_000000" not in dev_text
+    assert "7_12_000009_000000.wav" in proc.stderr and "1 wavs without" in proc.stderr
+    assert set(table(data / "test_speech" / "utt2spk").values()) == {"61"}
+
+
+def test_libritts_deterministic(libritts: Path, tmp_path: Path):
+    ok(prep_libritts(libritts, tmp_path / "a"))
+    ok(prep_libritts(libritts, tmp_path / "b"))
+    for f in sorted((tmp_path / "a").rglob("*")):
+        if f.is_file():
+            assert (
+                f.read_bytes()
+                == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
+            )
+
+
+def test_libritts_errors(libritts: Path, tmp_path: Path):
+    proc = prep_libritts(tmp_path / "nowhere", tmp_path / "data")
+    assert proc.returncode != 0
+    assert f"LibriTTS root not found: {tmp_path / 'nowhere'}" in proc.stderr
+
+    # A missing subset is named, with the ones that exist, before any scan.
+    proc = prep_libritts(
+        libritts, tmp_path / "data", "dev=dev-clean", "train=train-other-500"
+    )
+    assert proc.returncode != 0
+    assert str(libritts / "train-other-500") in proc.stderr
+    assert "dev-clean" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+    proc = prep_libritts(tmp_path, tmp_path / "data", "dev=dev-clean")
+    assert proc.returncode != 0 and "--root " + str(libritts) in proc.stderr
+
+    (libritts / "train-other-500" / "1" / "2").mkdir(parents=True)
+    write_wav(libritts / "train-other-500" / "1" / "2" / "1_2_3.wav")
+    proc = prep_libritts(libritts, tmp_path / "data", "x=train-other-500")
+    assert proc.returncode != 0 and "no utterances" in proc.stderr
+    assert str(libritts / "train-other-500") in proc.stderr
+
+
+@pytest.fixture
+def esc50(tmp_path: Path) -> Path:
+    """ESC-50 layout: 2 clips per fold and category, one listed clip missing."""
+    root = tmp_path / "ESC-50"
+    (root / "meta").mkdir(parents=True)
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+        )
+        for fold in range(1, 6):
+            for target, category in enumerate(ESC50_CATEGORIES):
+                for take in "AB":
+                    name = f"{fold}-{100 + target}-{take}-{target}.wav"
+                    w.writerow([name, fold, target, category, True, 100 + target, take])
+                    if name != "1-100-B-0.wav":
+                        write_wav(root / "audio" / name)
+    return root
+
+
+def test_esc50(esc50: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    proc = ok(
+        run(
+            "prep_sound_folder.py",
+            "--root",
+            esc50,
+            "--out_dir",
+            data,
+            "--test_folds",
+            "5",
+            "--dev_folds",
+            "3,4",
+        )
+    )
+    assert "esc50 layout" in proc.stderr and "1-100-B-0.wav" in proc.stderr
+    folds = {}
+    for split in ("train", "dev", "test"):
+        d = data / f"{split}_sound"
+        check_kaldi_dir(d, text=False)
+        wav = table(d / "wav.scp")
+        folds[split] = {Path(p).name.split("-")[0] for p in wav.values()}
+        assert set(table(d / "utt2spk").values()) == set(ESC50_CATEGORIES)
+    assert folds == {"train": {"1", "2"}, "dev": {"3", "4"}, "test": {"5"}}
+    u2s = table(data / "train_sound" / "utt2spk")
+    assert u2s["dog-1-100-A-0"] == "dog"
+    assert u2s["crying_baby-2-101-B-1"] == "crying_baby"
+    assert len(u2s) == 2 * 2 * 2 - 1  # the missing clip is skipped
+
+
+def test_esc50_errors(esc50: Path, tmp_path: Path):
+    base = ["prep_sound_folder.py", "--root", esc50, "--out_dir", tmp_path / "d"]
+    proc = run(*base, "--test_folds", "6")
+    assert proc.returncode != 0 and "no fold [6]" in proc.stderr
+    proc = run(*base, "--test_folds", "4", "--dev_folds", "4")
+    assert proc.returncode != 0 and "overlap" in proc.stderr
+    proc = run(*base, "--layout", "esc50", "--labels_csv", tmp_path / "x.csv")
+    assert proc.returncode != 0 and "--labels_csv" in proc.stderr
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    """AudioSet-style folder: 40 clips (wav, flac, OGG) in subfolders, and a text file."""
+    root = tmp_path / "clips"
+    for i in range(40):
+        sub = ["", "balanced/", "eval/a/"][i % 3]
+        if i % 10 == 1:
+            write_wav(root / f"{sub}Yclip{i:02d}.flac")
+        elif i % 10 == 2:
+            write_wav(root / f"{sub}Yclip{i:02d}.OGG", format="OGG", subtype="VORBIS")
+        else:
+            write_wav(root / f"{sub}Yclip{i:02d}.wav")
+    (root / "README.txt").write_text("not audio")
+    return root
+
+
+def prep_plain(root: Path, out: Path, *extra) -> subprocess.CompletedProcess:
+    return run(
+        "prep_sound_folder.py",
+        "--root",
+        root,
+        "--out_dir",
+        out,
+        "--dev_fraction",
+        0.2,
+        "--test_fraction",
+        0.2,
+        *extra,
+    )
+
+
+def split_of(data: Path) -> Dict[str, str]:
+    """Clip file name -> split."""
+    return {
+        Path(p).name: split
+        for split in ("train", "dev", "test")
+        for p in table(data / f"{split}_sound" / "wav.scp").values()
+    }
+
+
+def test_plain_folder(plain: Path, tmp_path: Path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "filename,label\n"
+        "Yclip00.wav,Dog bark\n"  # by file name
+        "balanced/Yclip01.flac,Speech\n"  # by path relative to the root
+        "Yclip03,Dog bark\n"  # by name without extension
+        "Ynot_here.wav,Music\n"
+    )
+    data = tmp_path / "data"
+    proc = ok(prep_plain(plain, data, "--labels_csv", labels))
+    assert "plain layout" in proc.stderr and "3 of 4 labels matched" in proc.stderr
+    for split in ("train", "dev", "test"):
+        check_kaldi_dir(data / f"{split}_sound", text=False)
+
+    splits = split_of(data)
+    assert len(splits) == 40  # every clip once; README.txt ignored
+    for name, split in splits.items():
+        h = hash_fraction(name)
+        assert split == ("test" if h < 0.2 else "dev" if h < 0.4 else "train")
+    assert len(set(splits.values())) == 3
+
+    u2s = {}
+    for split in ("train", "dev", "test"):
+        u2s.update(table(data / f"{split}_sound" / "utt2spk"))
+    assert u2s["Dog_bark-Yclip00"] == "Dog_bark"
+    assert u2s["Speech-balanced_Yclip01"] == "Speech"
+    assert u2s["Dog_bark-Yclip03"] == "Dog_bark"
+    assert u2s["sound-eval_a_Yclip02"] == "sound"
+    assert sum(s == "sound" for s in u2s.values()) == 37
+
+
+def test_plain_folder_stable(plain: Path, tmp_path: Path):
+    ok(prep_plain(plain, tmp_path / "a"))
+    ok(prep_plain(plain, tmp_path / "b"))
+    for f in sorted((tmp_path / "a").rglob("*")):
+        if f.is_file():
+            assert (
+                f.read_bytes()
+                == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
+            )
+    # A new clip does not move the others: the split depends on each name only.
+    write_wav(plain / "new" / "Ynew.wav")
+    ok(prep_plain(plain, tmp_path / "c"))
+    before, after = split_of(tmp_path / "a"), split_of(tmp_path / "c")
+    assert {k: after[k] for k in before} == before and "Ynew.wav" in after
+
+
+def test_sound_errors(tmp_path: Path):
+    proc = prep_plain(tmp_path / "nowhere", tmp_path / "d")
+    assert proc.returncode != 0
+    assert f"sound folder not found: {tmp_path / 'nowhere'}" in proc.stderr
+
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("x")
+    proc = prep_plain(empty, tmp_path / "d")
+    assert (
+        proc.returncode != 0 and f"no wav/flac/ogg files under {empty}" in proc.stderr
+    )
+
+    write_wav(empty / "one.wav")  # one clip cannot fill three splits
+    proc = prep_plain(empty, tmp_path / "d")
+    assert proc.returncode != 0 and "no clips for" in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+    proc = prep_plain(empty, tmp_path / "d", "--labels_csv", tmp_path / "no.csv")
+    assert (
+        proc.returncode != 0
+        and f"labels CSV not found: {tmp_path / 'no.csv'}" in proc.stderr
+    )
+
+
+def run_data_sh(tmp_path: Path, *args) -> subprocess.CompletedProcess:
+    """The recipe's local/data.sh, run in a scratch recipe dir (data/ goes there)."""
+    recipe = tmp_path / "recipe"
+    recipe.mkdir(exist_ok=True)
+    if not (recipe / "path.sh").exists():
+        (recipe / "path.sh").symlink_to(RECIPE / "path.sh")
+    return subprocess.run(
+        ["bash", str(RECIPE / "local" / "data.sh"), *map(str, args)],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_data_sh(libritts: Path, esc50: Path, tmp_path: Path):
+    proc = run_data_sh(tmp_path, "--libritts_root", libritts, "--sound_root", esc50)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    data = tmp_path / "recipe" / "data"
+    for name in ("train_speech", "test_speech", "train", "dev"):
+        check_kaldi_dir(data / name, text=True)
+    for name in ("train_sound", "test_sound"):
+        check_kaldi_dir(data / name, text=False)
+
+    for union, parts in (("train", "train"), ("dev", "dev")):
+        speech = table(data / f"{parts}_speech" / "wav.scp")
+        sound = table(data / f"{parts}_sound" / "wav.scp")
+        assert table(data / union / "wav.scp") == {**speech, **sound}
+        # Transcripts for the speech clips only.
+        assert set(table(data / union / "text")) == set(speech)
+    # The default subsets and folds.
+    dev = set(table(data / "dev" / "utt2spk").values())
+    assert dev == {"7", *ESC50_CATEGORIES}
+    test_sound = table(data / "test_sound" / "wav.scp").values()
+    assert {Path(p).name[0] for p in test_sound} == {"5"}
+
+
+def test_data_sh_errors(libritts: Path, tmp_path: Path):
+    proc = run_data_sh(tmp_path, "--sound_root", tmp_path)
+    assert proc.returncode != 0 and "no --libritts_root" in proc.stderr
+    proc = run_data_sh(
+        tmp_path, "--libritts_root", libritts, "--sound_root", tmp_path / "x"
+    )
+    assert proc.returncode != 0
+    assert f"sound folder not found: {tmp_path / 'x'}" in proc.stderr
+    proc = run_data_sh(
+        tmp_path, "--libritts_root", libritts, "--sound_root", tmp_path, "--bogus", "1"
+    )
+    assert proc.returncode != 0 and "unknown option --bogus" in proc.stderr
+
+
+def test_run_sh_stage1(libritts: Path, esc50: Path, tmp_path: Path):
+    """run.sh with its roots set at the top runs stage 1 (data preparation)."""
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    for name in ("almtok.sh", "path.sh", "cmd.sh", "conf", "local"):
+        (recipe / name).symlink_to(RECIPE / name)
+    text = (RECIPE / "run.sh").read_text()
+    for var, value in (("libritts_root", libritts), ("sound_root", esc50)):
+        assert f'\n{var}=""' in text
+        text = text.replace(f'\n{var}=""', f'\n{var}="{value}"', 1)
+    (recipe / "run.sh").write_text(text)
+    proc = subprocess.run(
+        ["bash", "run.sh", "--stage", "1", "--stop_stage", "1"],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for name in ("train", "dev", "test_speech", "test_sound"):
+        assert (recipe / "data" / name / "wav.scp").is_file()

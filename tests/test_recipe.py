@@ -1,0 +1,200 @@
+"""The default recipe, stages 1-8, end to end, through ESPnet's stock CLIs.
+
+It runs once per test session in a temporary copy of egs2/synth/almtok1 (stage 1
+to 8 with the tiny configs, a few minutes on 2 CPU cores), then each test opens
+one stage's outputs.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from conftest import ROOT
+from espnet2.fileio.npy_scp import NpyScpReader
+
+EXP = "exp/almtok_train_almtok_tiny_stage2"
+TESTS = ("test_speech", "test_sound")
+WINDOWS = (2, 4)
+HOP = 320
+
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("flite", "espeak-ng", "sox")),
+    reason="flite, espeak-ng and sox are needed (tools/setup.sh installs them)",
+)
+
+
+def run(cmd, cwd, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check:
+        assert (
+            proc.returncode == 0
+        ), f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """A copy of the recipe whose relative links resolve into this repository."""
+    top = tmp_path_factory.mktemp("recipe")
+    for name in ("conf", "local"):
+        (top / name).symlink_to(ROOT / name)
+    (top / "egs2").mkdir()
+    (top / "egs2/TEMPLATE").symlink_to(ROOT / "egs2/TEMPLATE")
+    shutil.copytree(
+        ROOT / "egs2/synth/almtok1", top / "egs2/synth/almtok1", symlinks=True
+    )
+    rdir = top / "egs2/synth/almtok1"
+    for junk in ("data", "dump", "exp", "downloads"):
+        shutil.rmtree(rdir / junk, ignore_errors=True)
+    proc = run(["./run.sh", "--stage", "1", "--stop_stage", "8"], rdir)
+    assert "Successfully finished stages 1-8" in proc.stdout
+    return rdir
+
+
+def scp(path: Path) -> dict:
+    return dict(line.split(maxsplit=1) for line in path.read_text().splitlines())
+
+
+def test_stage1_data(recipe):
+    for split in ("train", "dev", *TESTS, "train_speech", "train_sound"):
+        assert scp(recipe / f"data/{split}/wav.scp"), split
+    speech = scp(recipe / "data/train_speech/wav.scp")
+    text = scp(recipe / "data/train/text")
+    assert set(text) == set(
+        speech
+    )  # transcripts for every speech clip, none for sounds
+    # Test voices are unseen in training.
+    spk = lambda d: set(scp(recipe / f"data/{d}/utt2spk").values())  # noqa: E731
+    assert not spk("test_speech") & spk("train")
+
+
+def test_stage2_format(recipe):
+    for split in ("train", "dev", *TESTS):
+        entries = scp(recipe / f"dump/raw/{split}/wav.scp")
+        assert set(entries) <= set(scp(recipe / f"data/{split}/wav.scp"))
+        for path in list(entries.values())[:5]:
+            info = sf.info(path)
+            assert info.samplerate == 16000 and info.channels == 1
+
+
+def test_stage3_4_semantic_prior(recipe):
+    for half in ("speech", "sound"):
+        info = json.loads((recipe / f"dump/feats/{half}/info.json").read_text())
+        assert (
+            info["kind"] == "logmel" and info["fallback"] is True and info["dim"] == 40
+        )
+    with np.load(recipe / "dump/kmeans/codebooks.npz") as f:
+        assert f["codebooks"].shape == (3, 64, 40)
+        assert str(f["source"]) == "logmel-fallback" and int(f["num_speech"]) == 32
+    assert (recipe / "dump/kmeans/codebooks_stats.json").exists()
+
+
+def test_stage5_6_training_consumed_the_prior(recipe):
+    exp = recipe / EXP
+    assert (exp / "stats/train/audio_shape").exists()
+    config = yaml.safe_load((exp / "stage2/config.yaml").read_text())
+    q = config["codec_conf"]["generator_params"]["quantizer_params"]
+    assert q["codebook_file"] == "dump/kmeans/codebooks.npz"
+    s1 = torch.load(exp / "stage1/latest.pth", map_location="cpu")
+    s2 = torch.load(exp / "stage2/latest.pth", map_location="cpu")
+    with np.load(recipe / "dump/kmeans/codebooks.npz") as f:
+        books = torch.from_numpy(f["codebooks"])
+    assert torch.equal(s2["codec.generator.quantizer.codebooks"], books)
+    patchify = [k for k in s1 if k.startswith("codec.generator.patchify.")]
+    assert patchify and all(torch.equal(s1[k], s2[k]) for k in patchify)
+    unpatchify = [k for k in s1 if k.startswith("codec.generator.unpatchify.")]
+    assert any(not torch.equal(s1[k], s2[k]) for k in unpatchify)  # trained further
+    assert not any(k.startswith("codec.generator.mae_encoder") for k in s2)
+
+
+@pytest.mark.parametrize("test_set", TESTS)
+@pytest.mark.parametrize("w", WINDOWS)
+def test_stage7_decoding(recipe, test_set, w):
+    out = recipe / EXP / f"stage2/decode_latest/{test_set}/w{w}"
+    lengths = {
+        k: sf.info(p).frames
+        for k, p in scp(recipe / f"dump/raw/{test_set}/wav.scp").items()
+    }
+    codes = kaldiio.load_scp(str(out / "codec/codec.scp"))
+    assert sorted(codes) == sorted(lengths)
+    wavs = scp(out / "wav/wav.scp")
+    for utt, n in lengths.items():
+        assert codes[utt].shape == (3 * -(-n // (HOP * w)),)
+        assert sf.info(wavs[utt]).frames == n
+    stats = json.loads((out / "decode_stats.json").read_text())
+    assert stats["num_utts"] == len(lengths) and stats["window_size"] == w
+    assert stats["bitrate"] == pytest.approx(3 * 6 * 16000 / (HOP * w))
+
+
+def test_stage8_scores(recipe):
+    results = (recipe / EXP / "RESULTS.md").read_text()
+    for test_set in TESTS:
+        for w in WINDOWS:
+            assert f"| {test_set} w={w} |" in results
+            score = recipe / EXP / f"stage2/decode_latest/{test_set}/w{w}/score"
+            summary = json.loads((score / "summary.json").read_text())
+            for name, m in summary["metrics"].items():
+                assert m["mean"] is not None and np.isfinite(m["mean"]), (
+                    test_set,
+                    w,
+                    name,
+                )
+            assert summary["decode"]["real_bitrate"] >= summary["decode"]["bitrate"]
+            assert len(list((score / "images").glob("*.png"))) == 3
+
+
+def test_stock_inference_decodes_the_recipe_model(recipe, monkeypatch):
+    exp = recipe / EXP / "stage2"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "espnet2.bin.gan_codec_inference",
+            "--train_config",
+            str(exp / "config.yaml"),
+            "--model_file",
+            str(exp / "latest.pth"),
+            "--data_path_and_name_and_type",
+            "dump/raw/test_sound/wav.scp,audio,sound",
+            "--output_dir",
+            "stock_out",
+        ],
+        recipe,
+    )
+    monkeypatch.chdir(recipe)  # the stock scp lists paths relative to its run dir
+    codes = NpyScpReader("stock_out/codec/codec.scp")
+    ours = kaldiio.load_scp(str(exp / "decode_latest/test_sound/w4/codec/codec.scp"))
+    for utt in ours:
+        # The stock CLI (one by one) and ours (batched) give the same codes.
+        assert np.array_equal(codes[utt][:, 0], ours[utt].reshape(-1, 3).T)
+
+
+def test_a_failing_stage_names_itself_and_the_file(recipe):
+    proc = run(
+        [
+            "./run.sh",
+            "--stage",
+            "6",
+            "--stop_stage",
+            "6",
+            "--stage1_model",
+            "missing.pth",
+        ],
+        recipe,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "stage 6" in proc.stdout and "stage1/missing.pth" in proc.stdout
+
+
+def test_a_finished_stage_can_be_rerun(recipe):
+    proc = run(["./run.sh", "--stage", "8", "--stop_stage", "8"], recipe)
+    assert "Successfully finished stages 8-8" in proc.stdout
