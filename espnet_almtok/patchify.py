@@ -55,8 +55,16 @@ class ConvUnPatchify(nn.Module):
         return self.net(e.transpose(1, 2))
 
 
-class LinearPatchify(nn.Module):
-    """Reshape the waveform into ``hop``-sample patches, project, transform."""
+class _LinearPatches(nn.Module):
+    """Shared settings of the ``linear`` kind: ``hop``-sample patches, transformer.
+
+    Args:
+        dim: Frame dimension.
+        hop: Samples per patch (= per frame).
+        num_layers: Transformer layers.
+        num_heads: Attention heads.
+        dropout: Dropout rate.
+    """
 
     @typechecked
     def __init__(
@@ -69,8 +77,15 @@ class LinearPatchify(nn.Module):
     ):
         super().__init__()
         self.hop = hop
-        self.proj = nn.Linear(hop, dim)
         self.blocks = TransformerStack(dim, num_layers, num_heads, dropout=dropout)
+
+
+class LinearPatchify(_LinearPatches):
+    """Reshape the waveform into ``hop``-sample patches, project, transform."""
+
+    def __init__(self, dim: int, **kwargs):
+        super().__init__(dim, **kwargs)
+        self.proj = nn.Linear(self.hop, dim)
 
     def forward(self, x: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         patches = x.reshape(x.size(0), -1, self.hop)
@@ -78,22 +93,12 @@ class LinearPatchify(nn.Module):
         return self.blocks(self.proj(patches), mask)
 
 
-class LinearUnPatchify(nn.Module):
+class LinearUnPatchify(_LinearPatches):
     """Transformer blocks, a linear layer to ``hop`` samples, then reshape."""
 
-    @typechecked
-    def __init__(
-        self,
-        dim: int,
-        hop: int = 480,
-        num_layers: int = 4,
-        num_heads: int = 4,
-        dropout: float = 0.0,
-    ):
-        super().__init__()
-        self.hop = hop
-        self.blocks = TransformerStack(dim, num_layers, num_heads, dropout=dropout)
-        self.proj = nn.Linear(dim, hop)
+    def __init__(self, dim: int, **kwargs):
+        super().__init__(dim, **kwargs)
+        self.proj = nn.Linear(dim, self.hop)
 
     def forward(self, e: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         mask = length_mask(frame_lengths, e.size(1))

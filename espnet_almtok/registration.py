@@ -10,6 +10,7 @@ and then ``register`` adds our codec to its choices.
 
 import importlib.abc
 import sys
+import warnings
 
 TARGET = "espnet2.tasks.gan_codec"
 NAME = "almtokenizer"
@@ -30,8 +31,16 @@ def check_chunk_length(args, codec) -> None:
 
 
 def register(module) -> None:
-    """Add ALMTokenizer to ``module.codec_choices`` and check chunk lengths."""
-    from espnet_almtok.codec import ALMTokenizer
+    """Add ALMTokenizer to ``module.codec_choices`` and check chunk lengths.
+
+    A failure here must not break ESPnet for its other codecs: it becomes a
+    warning, and ``codec: almtokenizer`` stays unknown.
+    """
+    try:
+        from espnet_almtok.codec import ALMTokenizer
+    except Exception as e:  # noqa: BLE001 - any import failure, reported
+        warnings.warn(f"espnet_almtok: cannot register codec '{NAME}': {e!r}")
+        return
 
     module.codec_choices.classes.setdefault(NAME, ALMTokenizer)
     task = module.GANCodecTask

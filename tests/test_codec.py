@@ -199,3 +199,17 @@ def test_bad_audio_is_refused(tiny):
         tiny.encode(torch.zeros(1, 2, 800))
     with pytest.raises(ValueError, match="empty"):
         tiny.encode_with_lengths(torch.zeros(2, 800), torch.tensor([800, 0]))
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_gpu_configs_build_and_train_one_step(tmp_path, stage):
+    conf = codec_conf(ROOT / f"conf/train_almtok_stage{stage}.yaml")
+    q = conf["generator_params"].get("quantizer_params")
+    if q is not None:
+        q.pop("codebook_file")
+        q["random_codebooks_for_debugging"] = True
+    model = ALMTokenizer(**conf)
+    assert model.generator.hop == 480
+    out = model(torch.randn(1, 480 * 24) * 0.1, forward_generator=True)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])

@@ -34,3 +34,16 @@ def test_install_after_espnet_was_imported_registers_at_once():
         "print('almtokenizer' in gan_codec.codec_choices.classes)"
     )
     assert run(code).splitlines()[-1] == "True"
+
+
+def test_a_broken_plugin_does_not_break_espnet():
+    code = (
+        "import sys, warnings; sys.modules['espnet_almtok.codec'] = None;"
+        "warnings.simplefilter('always');"
+        "from espnet2.tasks.gan_codec import codec_choices;"
+        "print('almtokenizer' in codec_choices.classes, 'soundstream' in codec_choices.classes)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert proc.stdout.strip().splitlines()[-1] == "False True"
+    assert "cannot register codec 'almtokenizer'" in proc.stderr

@@ -189,6 +189,22 @@ train_inputs=(
     --valid_data_path_and_name_and_type "${data_feats}/${valid_set}/wav.scp,audio,sound"
 )
 
+# Train one stage with ESPnet's launcher: train EXP_DIR CONFIG [extra arguments...]
+train() {
+    local exp=$1 config=$2
+    shift 2
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name almtok_$(basename "${exp}")" \
+        --log "${exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
+        --init_file_prefix "${exp}/.dist_init_" --multiprocessing_distributed true -- \
+        ${python} -m espnet2.bin.gan_codec_train --use_preprocessor true --resume true \
+            --config "${config}" "${train_inputs[@]}" \
+            --train_shape_file "${stats_dir}/train/audio_shape" \
+            --valid_shape_file "${stats_dir}/valid/audio_shape" \
+            --output_dir "${exp}" "$@" ${train_args} \
+        || { log "Error: ${current} failed; see ${exp}/train.log"; tail -n 20 "${exp}/train.log"; exit 1; }
+}
+
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     current="stage 5 (stats collection)"
     log "Stage 5: collect stats -> ${stats_dir}"
@@ -216,16 +232,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
 
     current="stage 5 (stage-1 training)"
     log "Stage 5: stage-1 training -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
-    # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name almtok_stage1" \
-        --log "${stage1_exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
-        --init_file_prefix "${stage1_exp}/.dist_init_" --multiprocessing_distributed true -- \
-        ${python} -m espnet2.bin.gan_codec_train --use_preprocessor true --resume true \
-            --config "${stage1_config}" "${train_inputs[@]}" \
-            --train_shape_file "${stats_dir}/train/audio_shape" \
-            --valid_shape_file "${stats_dir}/valid/audio_shape" \
-            --output_dir "${stage1_exp}" ${train_args} \
-        || { log "Error: stage-1 training failed; see ${stage1_exp}/train.log"; tail -n 20 "${stage1_exp}/train.log"; exit 1; }
+    train "${stage1_exp}" "${stage1_config}"
 fi
 
 codebooks=${dumpdir}/kmeans/codebooks.npz
@@ -237,21 +244,12 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     _dim=$(${python} -c "import numpy as np, sys; print(np.load(sys.argv[1])['codebooks'].shape[-1])" "${codebooks}")
     log "Stage 6: stage-2 training -> ${stage2_exp} with codebooks ${codebooks} (dim ${_dim}; log: ${stage2_exp}/train.log)"
     _s1=${stage1_exp}/${stage1_model}
-    # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name almtok_stage2" \
-        --log "${stage2_exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
-        --init_file_prefix "${stage2_exp}/.dist_init_" --multiprocessing_distributed true -- \
-        ${python} -m espnet2.bin.gan_codec_train --use_preprocessor true --resume true \
-            --config "${stage2_config}" "${train_inputs[@]}" \
-            --train_shape_file "${stats_dir}/train/audio_shape" \
-            --valid_shape_file "${stats_dir}/valid/audio_shape" \
-            --codec_conf "generator_params.quantizer_params.codebook_file=${codebooks}" \
-            --codec_conf "generator_params.quantizer_params.codebook_dim=${_dim}" \
-            --init_param "${_s1}:codec.generator.patchify:codec.generator.patchify" \
-                         "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify" \
-            --freeze_param codec.generator.patchify \
-            --output_dir "${stage2_exp}" ${train_args} \
-        || { log "Error: stage-2 training failed; see ${stage2_exp}/train.log"; tail -n 20 "${stage2_exp}/train.log"; exit 1; }
+    train "${stage2_exp}" "${stage2_config}" \
+        --codec_conf "generator_params.quantizer_params.codebook_file=${codebooks}" \
+        --codec_conf "generator_params.quantizer_params.codebook_dim=${_dim}" \
+        --init_param "${_s1}:codec.generator.patchify:codec.generator.patchify" \
+                     "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify" \
+        --freeze_param codec.generator.patchify
 fi
 
 [ -z "${inference_windows}" ] && inference_windows=$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes)
