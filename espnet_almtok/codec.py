@@ -1,6 +1,5 @@
 """ALMTokenizer as an ESPnet GAN codec (``codec: almtokenizer``)."""
 
-import math
 from typing import Any, Dict, Optional
 
 import torch
@@ -17,19 +16,14 @@ from espnet2.gan_tts.hifigan.loss import (
 from espnet2.torch_utils.device_funcs import force_gatherable
 from typeguard import typechecked
 
-from espnet_almtok.generator import ALMTokenizerGenerator, build_checked, check_window
+from espnet_almtok.config_check import build_checked
+from espnet_almtok.generator import ALMTokenizerGenerator, check_window
 
 BAND_DISCRIMINATOR_DEFAULTS = {
     "hop_factor": 0.25,
     "bands": [[0.0, 0.1], [0.1, 0.25], [0.25, 0.5], [0.5, 0.75], [0.75, 1.0]],
     "channel": 32,
 }
-
-
-def bitrate(meta: Dict[str, Any]) -> float:
-    """Bits per second of a codec, computed from its ``meta_info()``."""
-    tokens_per_second = meta["fs"] / meta["frame_shift"]
-    return tokens_per_second * sum(math.log2(c) for c in meta["code_size_per_stream"])
 
 
 class ALMTokenizer(AbsGANCodec):
@@ -128,6 +122,12 @@ class ALMTokenizer(AbsGANCodec):
         self.cache_generator_outputs = cache_generator_outputs
         self._cache = None
 
+    def window(self, window_size: Optional[int] = None) -> int:
+        """The given window, checked, or the inference window."""
+        return check_window(
+            window_size or self.generator.inference_window, "window_size"
+        )
+
     def meta_info(self, window_size: Optional[int] = None) -> Dict[str, Any]:
         """Return ``fs``, ``num_streams``, ``frame_shift`` and code sizes.
 
@@ -136,7 +136,7 @@ class ALMTokenizer(AbsGANCodec):
         """
         gen = self.generator
         gen._require_quantizer()
-        w = check_window(window_size or gen.inference_window, "window_size")
+        w = self.window(window_size)
         return {
             "fs": self.fs,
             "num_streams": gen.quantizer.n_q,
@@ -162,8 +162,10 @@ class ALMTokenizer(AbsGANCodec):
         if cache is not None and cache[0] is audio and cache[1] != forward_generator:
             audio_hat, aux = cache[2:]
         else:
-            audio_hat, aux = self.generator(x, self.generator.draw_window())
-            if self.training and self.cache_generator_outputs:
+            # Validation codes at the inference window, so its losses compare.
+            w = self.generator.draw_window() if self.training else self.window()
+            audio_hat, aux = self.generator(x, w)
+            if self.cache_generator_outputs:
                 self._cache = (audio, forward_generator, audio_hat, aux)
         if forward_generator:
             return self._generator_turn(x, audio_hat, aux)
@@ -239,8 +241,7 @@ class ALMTokenizer(AbsGANCodec):
             raise ValueError(
                 f"cannot encode empty audio (lengths {x_lengths.tolist()})"
             )
-        w = check_window(window_size or self.generator.inference_window, "window_size")
-        return self.generator.encode(x, x_lengths, w)
+        return self.generator.encode(x, x_lengths, self.window(window_size))
 
     def encode(
         self,
@@ -263,8 +264,9 @@ class ALMTokenizer(AbsGANCodec):
 
         The window must be the one the codes were encoded with.
         """
-        w = check_window(window_size or self.generator.inference_window, "window_size")
-        return self.generator.decode(codes.long(), w, code_lengths)
+        return self.generator.decode(
+            codes.long(), self.window(window_size), code_lengths
+        )
 
     def inference(
         self, x: torch.Tensor, window_size: Optional[int] = None, **kwargs

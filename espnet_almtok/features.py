@@ -84,11 +84,14 @@ _FAIRSEQ_DEFAULTS = {
 }
 
 
-def load_audio(path: Union[str, Path]) -> torch.Tensor:
-    """Read an audio file as a 16 kHz mono float32 waveform (samples,).
+def load_audio(path: Union[str, Path], fs: int = SAMPLE_RATE) -> torch.Tensor:
+    """Read an audio file as a mono float32 waveform (samples,) at ``fs``.
+
+    Multi-channel audio is averaged to mono (logged); other rates are resampled.
 
     Raises:
-        ValueError: The file cannot be read or holds no samples.
+        ValueError: The file cannot be read, holds no samples, or holds NaN or
+            infinite samples.
     """
     try:
         wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -96,11 +99,13 @@ def load_audio(path: Union[str, Path]) -> torch.Tensor:
         raise ValueError(f"cannot read audio file {path}: {e}") from e
     if wav.size == 0:
         raise ValueError(f"audio file {path} is empty")
+    if not np.isfinite(wav).all():
+        raise ValueError(f"audio file {path} contains NaN or infinite samples")
     if wav.shape[1] > 1:
         logging.info(f"{path}: {wav.shape[1]} channels, downmixed to mono")
     x = torch.from_numpy(wav.mean(1))
-    if rate != SAMPLE_RATE:
-        x = torchaudio.functional.resample(x, rate, SAMPLE_RATE)
+    if rate != fs:
+        x = torchaudio.functional.resample(x, rate, fs)
     return x
 
 

@@ -6,7 +6,6 @@ an MAE transformer on the patchify frames, and no quantizer); ``training_stage:
 with ESPnet's ``--init_param`` and freezes patchify with ``--freeze_param``.
 """
 
-import inspect
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -15,23 +14,12 @@ from torch import nn
 from typeguard import typechecked
 
 from espnet_almtok.ar_predictor import ARPredictor
+from espnet_almtok.config_check import build_checked
 from espnet_almtok.mae import MAEDecoder
 from espnet_almtok.patchify import build_patchify
 from espnet_almtok.query_transformer import QueryDecoder, QueryEncoder
 from espnet_almtok.semantic_prior import SemanticPriorRVQ
 from espnet_almtok.transformer import TransformerStack, length_mask
-
-
-def build_checked(cls, params: Optional[Dict[str, Any]], where: str, **fixed):
-    """Instantiate ``cls(**fixed, **params)``, naming unknown config keys clearly."""
-    params = dict(params or {})
-    sig = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.values())
-    unknown = sorted(set(params) - set(sig)) if not takes_any else []
-    if unknown:
-        valid = sorted(k for k in sig if k not in ("self", *fixed))
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {valid}")
-    return cls(**fixed, **params)
 
 
 def check_window(w: int, where: str) -> int:

@@ -18,6 +18,7 @@ from espnet2.gan_codec.shared.encoder.seanet import SEANetEncoder
 from torch import nn
 from typeguard import typechecked
 
+from espnet_almtok.config_check import accepted_keys, check_keys
 from espnet_almtok.transformer import TransformerStack, length_mask
 
 PATCHIFY_KINDS = ("conv", "linear")
@@ -121,13 +122,18 @@ def build_patchify(kind: str, dim: int, params: Optional[Dict[str, Any]] = None)
         Tuple of two modules, each with a ``hop`` attribute.
     """
     params = dict(params or {})
+    where = "generator_params.patchify_params"
     if kind == "conv":
         causal = params.pop("causal", True)
+        check_keys(
+            params, accepted_keys(SEANetEncoder) - {"dimension", "causal"}, where
+        )
         return (
             ConvPatchify(dim, causal=causal, **params),
             ConvUnPatchify(dim, **params),
         )
     if kind == "linear":
+        check_keys(params, accepted_keys(_LinearPatches.__init__) - {"dim"}, where)
         return LinearPatchify(dim, **params), LinearUnPatchify(dim, **params)
     raise ValueError(
         f"unknown patchify kind '{kind}'; expected one of {', '.join(PATCHIFY_KINDS)}"

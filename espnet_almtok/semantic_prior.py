@@ -105,17 +105,25 @@ class SemanticPriorRVQ(nn.Module):
         random_codebooks_for_debugging: bool = False,
     ):
         super().__init__()
+        self.missing_file = None
         if codebook_file is not None and random_codebooks_for_debugging:
             raise ValueError(
                 "give either codebook_file or random_codebooks_for_debugging"
             )
-        if codebook_file is not None:
+        if codebook_file is not None and Path(codebook_file).exists():
             books, meta = load_codebooks(
                 codebook_file, n_q, codebook_size, codebook_dim
             )
             logging.info(
                 f"Loaded semantic-prior codebooks from {codebook_file}: {meta}"
             )
+        elif codebook_file is not None:
+            # A trained model file carries the codebooks: building it elsewhere
+            # (e.g. ESPnet's AudioCoding) must not need the k-means file. NaN
+            # marks them unset until a state dict fills them; using them unset
+            # is an error that names the file.
+            books = torch.full((n_q, codebook_size, codebook_dim), float("nan"))
+            self.missing_file = codebook_file
         elif random_codebooks_for_debugging:
             logging.warning(
                 "Using RANDOM codebooks (debugging only, no semantic prior)"
@@ -132,14 +140,36 @@ class SemanticPriorRVQ(nn.Module):
         self.in_proj = nn.Linear(dim, codebook_dim)
         self.out_proj = nn.Linear(codebook_dim, dim)
 
-    def _nearest(self, r: torch.Tensor, k: int) -> torch.Tensor:
-        book = self.codebooks[k]
-        dist = (
-            r.pow(2).sum(-1, keepdim=True)
-            - 2 * r @ book.t()
-            + book.pow(2).sum(-1)[None, None, :]
-        )
-        return dist.argmin(-1)
+    def _check_loaded(self):
+        if self.missing_file is not None and torch.isnan(self.codebooks).any():
+            raise FileNotFoundError(
+                f"codebook file {self.missing_file} does not exist and no model "
+                "file supplied the codebooks"
+            )
+
+    def quantize(self, h: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Residual nearest-entry search.
+
+        Returns:
+            Codes (n_q, B, N), and per layer the residual it quantized and the
+            chosen entries (each (B, N, codebook_dim)).
+        """
+        self._check_loaded()
+        residual = self.in_proj(h)
+        codes, pairs = [], []
+        for k in range(self.n_q):
+            book = self.codebooks[k]
+            dist = (
+                residual.pow(2).sum(-1, keepdim=True)
+                - 2 * residual @ book.t()
+                + book.pow(2).sum(-1)[None, None, :]
+            )
+            idx = dist.argmin(-1)
+            q = book[idx]
+            codes.append(idx)
+            pairs.append((residual, q))
+            residual = residual - q.detach()
+        return torch.stack(codes), pairs
 
     def forward(
         self, h: torch.Tensor, valid: torch.Tensor
@@ -155,25 +185,17 @@ class SemanticPriorRVQ(nn.Module):
             per-layer quantized vectors in codebook space (n_q x (B, N, codebook_dim)),
             and the commitment loss (mean over valid positions and layers).
         """
-        z = self.in_proj(h)
-        residual = z
-        codes, layers, commit = [], [], 0.0
-        weight = valid.unsqueeze(-1).to(z.dtype)
-        denom = weight.sum().clamp(min=1) * z.size(-1)
-        for k in range(self.n_q):
-            idx = self._nearest(residual, k)
-            q = self.codebooks[k][idx]
-            commit = commit + ((residual - q.detach()).pow(2) * weight).sum() / denom
-            layers.append(residual + (q - residual).detach())
-            codes.append(idx)
-            residual = residual - q.detach()
+        codes, pairs = self.quantize(h)
+        weight = valid.unsqueeze(-1).to(h.dtype)
+        denom = weight.sum().clamp(min=1) * self.codebooks.size(-1)
+        commit = sum(((r - q.detach()).pow(2) * weight).sum() for r, q in pairs) / denom
+        layers = [r + (q - r).detach() for r, q in pairs]
         z_q = torch.stack(layers).sum(0)
-        return self.out_proj(z_q), torch.stack(codes), layers, commit / self.n_q
+        return self.out_proj(z_q), codes, layers, commit / self.n_q
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         """Codes (n_q, B, N) of encoder vectors (B, N, dim)."""
-        valid = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
-        return self.forward(h, valid)[1]
+        return self.quantize(h)[0]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Encoder-space vectors (B, N, dim) of codes (n_q, B, N)."""
@@ -186,5 +208,6 @@ class SemanticPriorRVQ(nn.Module):
                 f"codes must lie in [0, {self.codebook_size}), got "
                 f"[{int(codes.min())}, {int(codes.max())}]"
             )
+        self._check_loaded()
         z_q = sum(self.codebooks[k][codes[k]] for k in range(self.n_q))
         return self.out_proj(z_q)

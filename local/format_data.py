@@ -20,28 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 
-
-def load_mono(path: str, fs: int, utt: str) -> np.ndarray:
-    try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as e:
-        raise SystemExit(f"{utt}: cannot read {path}: {e}")
-    if audio.size == 0:
-        raise SystemExit(f"{utt}: {path} is empty")
-    if not np.isfinite(audio).all():
-        raise SystemExit(f"{utt}: {path} contains NaN or infinite samples")
-    if audio.shape[1] > 1:
-        logging.info(f"{utt}: {path} has {audio.shape[1]} channels; averaging to mono")
-    audio = audio.mean(axis=1)
-    if rate != fs:
-        logging.debug(f"{utt}: resampling {path} from {rate} Hz to {fs} Hz")
-        audio = torchaudio.functional.resample(
-            torch.from_numpy(audio), rate, fs
-        ).numpy()
-    return audio
+from espnet_almtok.features import load_audio
 
 
 def main():
@@ -68,7 +48,11 @@ def main():
                 raise SystemExit(
                     f"{utt}: pipe entries in {args.src}/wav.scp are not supported"
                 )
-            audio = load_mono(path, args.fs, utt)
+            try:
+                audio = load_audio(path, args.fs).numpy()
+            except ValueError as e:
+                shutil.rmtree(tmp)
+                raise SystemExit(f"{utt}: {e}")
             seconds = len(audio) / args.fs
             if seconds < args.min_seconds or seconds > args.max_seconds:
                 short += seconds < args.min_seconds

@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import ROOT, TINY, build_tiny, codec_conf
 
-from espnet_almtok.codec import ALMTokenizer, bitrate
+from espnet_almtok.codec import ALMTokenizer
+from espnet_almtok.rates import bitrate
 from espnet_almtok.registration import check_chunk_length
 from espnet_almtok.semantic_prior import save_codebooks
 
@@ -213,3 +214,43 @@ def test_gpu_configs_build_and_train_one_step(tmp_path, stage):
     out = model(torch.randn(1, 480 * 24) * 0.1, forward_generator=True)
     out["loss"].backward()
     assert torch.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize(
+    "override,where",
+    [
+        (
+            {
+                "patchify_params": {
+                    "n_filters": 8,
+                    "ratios": [8, 5, 4, 2],
+                    "nfilters": 8,
+                }
+            },
+            "patchify_params",
+        ),
+        (
+            {"patchify_kind": "linear", "patchify_params": {"hop": 320, "layers": 2}},
+            "patchify_params",
+        ),
+        ({"mae_params": {"dim": 32}}, "mae_params"),
+        ({"encoder_params": {"dim": 32}}, "encoder_params"),
+    ],
+)
+def test_misplaced_keys_are_named(override, where):
+    with pytest.raises(ValueError, match=f"unknown key.*in .*{where}"):
+        build_tiny(**override)
+
+
+def test_validation_codes_at_the_inference_window(tiny, speechlike, monkeypatch):
+    tiny.eval()
+    seen = []
+    forward = tiny.generator.forward
+    monkeypatch.setattr(
+        tiny.generator, "forward", lambda x, w: seen.append(w) or forward(x, w)
+    )
+    x = speechlike(6400)[None]
+    with torch.no_grad():
+        tiny(x, forward_generator=True)
+        tiny(x, forward_generator=False)  # reuses the generator pass of the same batch
+    assert seen == [tiny.generator.inference_window]

@@ -95,3 +95,19 @@ def test_residual_kmeans_layers_reduce_error():
     assert errors[0] > errors[1] > errors[2]
     with pytest.raises(ValueError, match="cannot give"):
         residual_kmeans(speech[:10], sound, n_q=1, codebook_size=32)
+
+
+def test_model_file_supplies_codebooks_when_the_kmeans_file_is_gone(
+    book_file, tmp_path
+):
+    args = dict(n_q=3, codebook_size=16, codebook_dim=8)
+    trained = SemanticPriorRVQ(4, codebook_file=str(book_file), **args)
+    torch.save(trained.state_dict(), tmp_path / "model.pth")
+    book_file.unlink()
+    # Building from the config elsewhere works; using it unloaded does not.
+    rebuilt = SemanticPriorRVQ(4, codebook_file=str(book_file), **args)
+    h = torch.randn(1, 5, 4)
+    with pytest.raises(FileNotFoundError, match=f"{book_file}.*no model file"):
+        rebuilt.encode(h)
+    rebuilt.load_state_dict(torch.load(tmp_path / "model.pth"))
+    assert torch.equal(rebuilt.encode(h), trained.encode(h))

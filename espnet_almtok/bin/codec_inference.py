@@ -22,6 +22,7 @@ without them is an unfinished run.
 
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,8 @@ def inference(args) -> None:
     from espnet2.tasks.gan_codec import GANCodecTask
     from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
-    from espnet_almtok.codec import ALMTokenizer, bitrate
+    from espnet_almtok.codec import ALMTokenizer
+    from espnet_almtok.rates import bitrate
 
     if args.ngpu > 1:
         raise NotImplementedError(
@@ -83,7 +85,7 @@ def inference(args) -> None:
             f"{args.train_config} is a '{type(codec).__name__}' model; this CLI codes "
             "ALMTokenizer models (use espnet2.bin.gan_codec_inference for others)"
         )
-    window = args.window_size or codec.generator.inference_window
+    window = codec.window(args.window_size)
     meta = codec.meta_info(window)
 
     loader = GANCodecTask.build_streaming_iterator(
@@ -140,7 +142,7 @@ def inference(args) -> None:
                 stats["audio_seconds"] += length / meta["fs"]
             logging.info(f"{stats['num_utts']} utterances coded")
     if args.encode_only:
-        (out / "wav").rmdir()
+        shutil.rmtree(out / "wav")
     else:
         (out / "wav/wav.scp").write_text("".join(wav_rows))
     scp_tmp.rename(out / "codec/codec.scp")

@@ -34,7 +34,6 @@ Files written to ``--out_dir``, each under a temporary name and then renamed,
 import argparse
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -58,6 +57,7 @@ from espnet_almtok.metrics import (
     resample,
     stft_magnitude,
 )
+from espnet_almtok.rates import bits_per_step
 
 DECODE_KEYS = (
     "window_size",
@@ -84,10 +84,10 @@ def decode_summary(path: str) -> Dict:
     seconds = stats["audio_seconds"]
     if seconds <= 0:
         raise ValueError(f"{path}: audio_seconds must be positive, not {seconds}")
-    bits_per_step = sum(math.log2(n) for n in stats["code_size_per_stream"])
+    bits = bits_per_step(stats["code_size_per_stream"])
     return dict(
         stats,
-        real_bitrate=stats["num_token_steps"] * bits_per_step / seconds,
+        real_bitrate=stats["num_token_steps"] * bits / seconds,
         encode_rtf=stats["encode_seconds"] / seconds,
         decode_rtf=stats["decode_seconds"] / seconds,
     )
@@ -203,7 +203,7 @@ def score(args: argparse.Namespace) -> Dict:
         if i <= args.num_plots:
             png = out / "images" / f"{utt.replace('/', '_')}.png"
             plot_spectrograms(ref, hyp, fs, f"{utt} ({tag})", png)
-        if i % args.log_every == 0 or i == len(utt_ids):
+        if (args.log_every and i % args.log_every == 0) or i == len(utt_ids):
             elapsed = time.perf_counter() - start
             logging.info(f"scored {i}/{len(utt_ids)} utterances in {elapsed:.1f} s")
 

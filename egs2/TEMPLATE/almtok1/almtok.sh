@@ -100,8 +100,12 @@ trap 'log "Error: ${current} failed (exit $?); see the log named above"' ERR
 
 # Read a value from a YAML config: yaml_get FILE key.sub.key
 yaml_get() {
-    ${python} -c "import sys, yaml; v = yaml.safe_load(open(sys.argv[1]))
-for k in sys.argv[2].split('.'): v = v[k]
+    ${python} -c "import sys, yaml
+v = yaml.safe_load(open(sys.argv[1]))
+for k in sys.argv[2].split('.'):
+    if not isinstance(v, dict) or k not in v:
+        sys.exit(f'{sys.argv[1]} has no {sys.argv[2]}')
+    v = v[k]
 print(' '.join(map(str, v)) if isinstance(v, list) else v)" "$1" "$2"
 }
 
@@ -252,7 +256,10 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
         --freeze_param codec.generator.patchify
 fi
 
-[ -z "${inference_windows}" ] && inference_windows=$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes)
+if [ ${stop_stage} -ge 7 ] && [ -z "${inference_windows}" ]; then
+    current="reading the decoding windows (set --inference_windows to skip)"
+    inference_windows=$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes)
+fi
 decode_dir() { echo "${stage2_exp}/decode_${inference_model%.pth}/$1/w$2"; }
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
