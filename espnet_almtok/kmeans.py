@@ -7,7 +7,7 @@ general-sound features, so both kinds of audio find nearby entries.
 """
 
 import logging
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
@@ -18,6 +18,11 @@ def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return dist.argmin(1)
 
 
+def default_num_speech(codebook_size: int, with_sound: bool) -> int:
+    """Speech entries per layer: half with sound features, else all."""
+    return codebook_size // 2 if with_sound else codebook_size
+
+
 def residual_kmeans(
     speech: np.ndarray,
     sound: Optional[np.ndarray],
@@ -26,7 +31,7 @@ def residual_kmeans(
     num_speech: Optional[int] = None,
     seed: int = 0,
     max_iter: int = 100,
-) -> np.ndarray:
+) -> Tuple[np.ndarray, List[np.ndarray]]:
     """Learn (n_q, codebook_size, dim) residual codebooks.
 
     Args:
@@ -37,9 +42,12 @@ def residual_kmeans(
         num_speech: Speech entries per layer (default: half, or all without sound).
         seed: k-means seed.
         max_iter: k-means iterations.
+
+    Returns:
+        The codebooks, and per layer how many frames each entry took (size,).
     """
     if num_speech is None:
-        num_speech = codebook_size if sound is None else codebook_size // 2
+        num_speech = default_num_speech(codebook_size, sound is not None)
     parts = [(speech, num_speech)]
     if codebook_size - num_speech > 0:
         if sound is None:
@@ -53,7 +61,7 @@ def residual_kmeans(
                 f"{len(feats)} feature frames cannot give {k} k-means centres"
             )
     residuals = [f.astype(np.float32) for f, _ in parts]
-    books = []
+    books, usages = [], []
     for layer in range(n_q):
         centres = []
         for res, (_, k) in zip(residuals, parts):
@@ -70,4 +78,5 @@ def residual_kmeans(
         )
         residuals = [res - book[a] for res, a in zip(residuals, assign)]
         books.append(book)
-    return np.stack(books)
+        usages.append(usage)
+    return np.stack(books), usages

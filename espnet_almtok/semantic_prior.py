@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from typeguard import typechecked
 
+from espnet_almtok.atomic import atomic_path
+
 
 @typechecked
 def save_codebooks(
@@ -35,14 +37,13 @@ def save_codebooks(
     path = Path(path)
     if codebooks.ndim != 3:
         raise ValueError(f"codebooks must be (n_q, size, dim), got {codebooks.shape}")
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        codebooks=codebooks.astype(np.float32),
-        source=np.array(source),
-        num_speech=np.array(num_speech),
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            codebooks=codebooks.astype(np.float32),
+            source=np.array(source),
+            num_speech=np.array(num_speech),
+        )
 
 
 @typechecked

@@ -83,7 +83,8 @@ def test_residual_kmeans_layers_reduce_error():
     g = np.random.default_rng(0)
     speech = g.standard_normal((600, 4)).astype(np.float32)
     sound = g.standard_normal((600, 4)).astype(np.float32) + 3
-    books = residual_kmeans(speech, sound, n_q=3, codebook_size=16)
+    books, usages = residual_kmeans(speech, sound, n_q=3, codebook_size=16)
+    assert [u.sum() for u in usages] == [1200] * 3
     assert books.shape == (3, 16, 4)
     # Half the entries sit near the sound features (mean 3), half near speech (0).
     assert books[0, 8:].mean() > 2 > 1 > books[0, :8].mean()

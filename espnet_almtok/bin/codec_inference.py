@@ -33,6 +33,7 @@ import soundfile as sf
 import torch
 
 from espnet_almtok import registration
+from espnet_almtok.atomic import atomic_path
 
 
 def get_parser():
@@ -107,8 +108,9 @@ def inference(args) -> None:
     stats = dict(num_utts=0, audio_seconds=0.0, num_token_steps=0)
     seconds = dict(encode_seconds=0.0, decode_seconds=0.0)
     wav_rows = []
-    scp_tmp = out / "codec/codec.scp.tmp"
-    with kaldiio.WriteHelper(f"ark,scp:{out}/codec/codec.ark,{scp_tmp}") as writer:
+    with atomic_path(out / "codec/codec.scp") as scp_tmp, kaldiio.WriteHelper(
+        f"ark,scp:{out}/codec/codec.ark,{scp_tmp}"
+    ) as writer:
         for keys, batch in loader:
             audio = batch["audio"].to(device, getattr(torch, args.dtype))
             lengths = batch["audio_lengths"].to(device)
@@ -145,7 +147,6 @@ def inference(args) -> None:
         shutil.rmtree(out / "wav")
     else:
         (out / "wav/wav.scp").write_text("".join(wav_rows))
-    scp_tmp.rename(out / "codec/codec.scp")
     summary = dict(
         window_size=window,
         **meta,

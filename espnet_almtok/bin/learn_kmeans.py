@@ -33,7 +33,8 @@ from typing import Dict, List, Optional
 import kaldiio
 import numpy as np
 
-from espnet_almtok.kmeans import _nearest, residual_kmeans
+from espnet_almtok.atomic import atomic_path
+from espnet_almtok.kmeans import default_num_speech, residual_kmeans
 from espnet_almtok.semantic_prior import save_codebooks
 
 
@@ -105,31 +106,22 @@ def feature_source(scps: List[str]) -> str:
     return "+".join(names)
 
 
-def codebook_stats(feats: np.ndarray, codebooks: np.ndarray) -> List[Dict]:
-    """Per-layer usage of residual codebooks (n_q, size, dim) by frames (N, dim)."""
-    stats, residual = [], feats
-    for k, book in enumerate(codebooks):
-        codes = _nearest(residual, book)
-        residual = residual - book[codes]
-        sizes = np.bincount(codes, minlength=len(book))
-        p = sizes[sizes > 0] / len(codes)
+def codebook_stats(usages: List[np.ndarray]) -> List[Dict]:
+    """Per-layer statistics of how many frames each codebook entry took."""
+    stats = []
+    for k, sizes in enumerate(usages):
+        p = sizes[sizes > 0] / sizes.sum()
         stats.append(
             {
                 "layer": k + 1,
                 "used": int((sizes > 0).sum()),
-                "size": len(book),
+                "size": len(sizes),
                 "max_cluster_size": int(sizes.max()),
                 "min_cluster_size": int(sizes.min()),
                 "perplexity": float(np.exp(-(p * np.log(p)).sum())),
             }
         )
     return stats
-
-
-def _write_json_atomic(path: Path, obj):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def main(cmd: Optional[List[str]] = None):
@@ -143,9 +135,7 @@ def main(cmd: Optional[List[str]] = None):
     scps = [args.speech_feats] + ([args.sound_feats] if args.sound_feats else [])
     source = args.source or feature_source(scps)
     if args.num_speech is None:
-        args.num_speech = (
-            args.codebook_size // 2 if args.sound_feats else args.codebook_size
-        )
+        args.num_speech = default_num_speech(args.codebook_size, bool(args.sound_feats))
     if not 1 <= args.num_speech <= args.codebook_size:
         raise ValueError(
             f"--num_speech must lie in [1, {args.codebook_size}], got {args.num_speech}"
@@ -165,7 +155,7 @@ def main(cmd: Optional[List[str]] = None):
         logging.warning(
             f"features are '{source}': the codebooks carry NO semantic prior"
         )
-    books = residual_kmeans(
+    books, usages = residual_kmeans(
         speech,
         sound,
         args.n_q,
@@ -174,8 +164,7 @@ def main(cmd: Optional[List[str]] = None):
         seed=args.seed,
         max_iter=args.max_iter,
     )
-    all_feats = speech if sound is None else np.concatenate([speech, sound])
-    stats = codebook_stats(all_feats, books)
+    stats = codebook_stats(usages)
     for s in stats:
         logging.info(
             f"layer {s['layer']}: {s['used']}/{s['size']} entries used, cluster "
@@ -184,19 +173,18 @@ def main(cmd: Optional[List[str]] = None):
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(
-        out.with_name(out.stem + "_stats.json"),
-        {
-            "source": source,
-            "n_q": args.n_q,
-            "codebook_size": args.codebook_size,
-            "num_speech": args.num_speech,
-            "dim": int(speech.shape[1]),
-            "speech_frames": len(speech),
-            "sound_frames": 0 if sound is None else len(sound),
-            "layers": stats,
-        },
-    )
+    stats_json = {
+        "source": source,
+        "n_q": args.n_q,
+        "codebook_size": args.codebook_size,
+        "num_speech": args.num_speech,
+        "dim": int(speech.shape[1]),
+        "speech_frames": len(speech),
+        "sound_frames": 0 if sound is None else len(sound),
+        "layers": stats,
+    }
+    with atomic_path(out.with_name(out.stem + "_stats.json")) as tmp:
+        tmp.write_text(json.dumps(stats_json, indent=2) + "\n")
     save_codebooks(out, books, source, args.num_speech)  # last: marks completion
     logging.info(f"wrote {out} ({source}, {books.shape})")
 

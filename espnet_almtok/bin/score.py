@@ -44,9 +44,9 @@ from espnet2.fileio.sound_scp import SoundScpReader
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from espnet_almtok.atomic import atomic_path
 from espnet_almtok.bin.summarize import (
     TABLE_HEADER,
-    atomic_path,
     markdown_table,
     summary_row,
 )

@@ -18,10 +18,10 @@ import torch.
 
 import argparse
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
+
+from espnet_almtok.atomic import atomic_path
 
 # (header, "decode" or "metrics", key, format) of each column after the tag.
 COLUMNS = (
@@ -38,20 +38,6 @@ COLUMNS = (
     ("decode RTF", "decode", "decode_rtf", "{:.4f}"),
 )
 TABLE_HEADER = ["tag"] + [c[0] for c in COLUMNS] + ["#utts"]
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
-
-    Readers never see a half-written file, and a failed write leaves none.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
