@@ -142,11 +142,16 @@ class SemanticPriorRVQ(nn.Module):
         self.out_proj = nn.Linear(codebook_dim, dim)
 
     def _check_loaded(self):
-        if self.missing_file is not None and torch.isnan(self.codebooks).any():
+        # Checked until a state dict has filled the codebooks, then never again:
+        # the NaN test syncs with the GPU, which a training step should not do.
+        if self.missing_file is None:
+            return
+        if torch.isnan(self.codebooks).any():
             raise FileNotFoundError(
                 f"codebook file {self.missing_file} does not exist and no model "
                 "file supplied the codebooks"
             )
+        self.missing_file = None
 
     def quantize(self, h: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Residual nearest-entry search.
