@@ -94,6 +94,10 @@ stage1_exp=${codec_exp}/stage1
 stage2_exp=${codec_exp}/stage2
 stats_dir=${codec_exp}/stats
 data_feats=${dumpdir}/raw
+inference_ngpu=0
+${gpu_inference} && inference_ngpu=1
+inference_device=cpu
+${gpu_inference} && inference_device=cuda
 
 current="setup"
 trap 'log "Error: ${current} failed (exit $?); see the log named above"' ERR
@@ -149,7 +153,6 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     else
         log "Stage 3: wav2vec 2.0 (${w2v_checkpoint}) and BEATs (${beats_checkpoint}) features"
     fi
-    _ngpu_opt="--device cpu"; ${gpu_inference} && _ngpu_opt="--device cuda"
     for half in speech sound; do
         if [ "${half}" = speech ]; then
             dset=${speech_train_set}; ckpt=${w2v_checkpoint}; kind=wav2vec2; layer=${w2v_layer}
@@ -157,7 +160,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             dset=${sound_train_set}; ckpt=${beats_checkpoint}; kind=beats; layer=${beats_layer}
         fi
         [ -z "${dset}" ] && continue
-        _opts="--max_utts ${feats_max_utts} ${_ngpu_opt}"
+        _opts="--max_utts ${feats_max_utts} --device ${inference_device}"
         if [ -n "${ckpt}" ]; then
             _opts+=" --kind ${kind} --checkpoint ${ckpt}"
             [ -n "${layer}" ] && _opts+=" --layer ${layer}"
@@ -165,7 +168,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             _opts+=" --kind logmel --n_mels ${fallback_n_mels}"
         fi
         # shellcheck disable=SC2086
-        ${cuda_cmd} --gpu "$(${gpu_inference} && echo 1 || echo 0)" \
+        ${cuda_cmd} --gpu "${inference_ngpu}" \
             "${dumpdir}/feats/log/${half}.log" \
             ${python} -m espnet_almtok.bin.extract_features \
                 --wav_scp "${data_feats}/${dset}/wav.scp" --out_dir "${dumpdir}/feats/${half}" ${_opts}
@@ -264,7 +267,6 @@ decode_dir() { echo "${stage2_exp}/decode_${inference_model%.pth}/$1/w$2"; }
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     current="stage 7 (decoding)"
-    _ngpu=0; ${gpu_inference} && _ngpu=1
     for dset in ${test_sets}; do
         for w in ${inference_windows}; do
             _dir=$(decode_dir "${dset}" "${w}")
@@ -277,8 +279,8 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
             for n in $(seq "${_nj}"); do _parts+=" ${_logdir}/keys.${n}.scp"; done
             # shellcheck disable=SC2086
             ${python} "${ALMTOK_LOCAL}/split_scp.py" "${data_feats}/${dset}/wav.scp" ${_parts}
-            ${decode_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_logdir}/decode.JOB.log" \
-                ${python} -m espnet_almtok.bin.codec_inference --ngpu "${_ngpu}" \
+            ${decode_cmd} --gpu "${inference_ngpu}" JOB=1:"${_nj}" "${_logdir}/decode.JOB.log" \
+                ${python} -m espnet_almtok.bin.codec_inference --ngpu "${inference_ngpu}" \
                     --batch_size "${inference_batch_size}" --window_size "${w}" \
                     --data_path_and_name_and_type "${data_feats}/${dset}/wav.scp,audio,sound" \
                     --key_file "${_logdir}/keys.JOB.scp" \
