@@ -4,16 +4,25 @@ ESPnet 202511 has no plugin entry point for codecs: the stock CLIs only accept
 names in ``espnet2.tasks.gan_codec.codec_choices``. The ``espnet_almtok.pth``
 file installed beside the package calls ``install()`` at interpreter start.
 That only puts a small finder on ``sys.meta_path`` (nothing heavy is imported);
-when ``espnet2.tasks.gan_codec`` is first imported, the finder runs the module
-and then ``register`` adds our codec to its choices.
+when a module named in ``HOOKS`` is first imported, the finder runs the module
+and then its hook: ``register`` adds our codec to the codec choices, and the
+``espnet_almtok.espnet202412`` hooks adapt ESPnet 202412's SpeechLM (see there).
 """
 
+import importlib
 import importlib.abc
 import sys
 import warnings
 
-TARGET = "espnet2.tasks.gan_codec"
 NAME = "almtokenizer"
+HOOKS = {
+    "espnet2.tasks.gan_codec": "espnet_almtok.registration:register",
+    "espnet2.speechlm.definitions": "espnet_almtok.espnet202412:add_tasks",
+    "espnet2.train.dataset": "espnet_almtok.espnet202412:fix_multi_task_dataset",
+    "espnet2.train.preprocessor": "espnet_almtok.espnet202412:fix_preprocessor",
+    "espnet2.tasks.speechlm": "espnet_almtok.espnet202412:load_token_files_early",
+    "espnet2.bin.speechlm_inference": "espnet_almtok.espnet202412:add_codec_output",
+}
 
 
 def check_chunk_length(args, codec) -> None:
@@ -67,15 +76,26 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        register(module)
+        run_hook(module)
 
     def __getattr__(self, name):
         return getattr(self.loader, name)
 
 
+def run_hook(module) -> None:
+    """Run the hook of ``module``; a failing hook warns and leaves ESPnet as is."""
+    target, _, func = HOOKS[module.__name__].partition(":")
+    try:
+        hook = getattr(importlib.import_module(target), func)
+    except Exception as e:  # noqa: BLE001 - any import failure, reported
+        warnings.warn(f"espnet_almtok: cannot adapt {module.__name__}: {e!r}")
+        return
+    hook(module)
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != TARGET:
+        if name not in HOOKS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -88,8 +108,9 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Register now if ESPnet's codec task is loaded, else on its first import."""
-    if TARGET in sys.modules:
-        register(sys.modules[TARGET])
-    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+    """Run the hooks of loaded modules now, the others on their first import."""
+    for name in HOOKS:
+        if name in sys.modules:
+            run_hook(sys.modules[name])
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
