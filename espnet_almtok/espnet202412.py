@@ -23,10 +23,14 @@ does nothing on an ESPnet that lacks it.
   post-processor that decodes generated codec tokens with the codec given in
   ``--postprocessor_conf`` (loaded by ESPnet's ``CodecTokenizer``). Its
   ``torchaudio.save`` needs torchcodec in torchaudio >= 2.9; without torchcodec the
-  wavs are written with soundfile.
+  wavs are written with soundfile. Its ``inference`` function is ``@typechecked``
+  and assigns a ``Path`` to a ``str`` argument, which typeguard 4 refuses, so we
+  compile it again from ESPnet's source without its decorator.
 """
 
+import ast
 import importlib.util
+import inspect
 import json
 import logging
 from typing import Optional
@@ -155,11 +159,11 @@ class CodecPostProcessor:
             config_path=train_config,
             checkpoint_path=model_file,
         )
-        codec = self.tokenizer.codec
-        window = getattr(codec, "window", lambda: None)()
-        self.info = speechlm_tokens.codec_info(
-            codec.meta_info(), window or 1, model_file
-        )
+        # CodecTokenizer decodes at the codec's default (inference) window; codecs
+        # without windows code one token step per frame shift.
+        codec = getattr(self.tokenizer.codec, "codec", self.tokenizer.codec)
+        window = codec.window() if hasattr(codec, "window") else 1
+        self.info = speechlm_tokens.codec_info(codec.meta_info(), window, model_file)
         if codec_info is not None:
             speechlm_tokens.check_info(
                 speechlm_tokens.read_info(codec_info), self.info, codec_info
@@ -177,6 +181,17 @@ class CodecPostProcessor:
         )
         codes = torch.from_numpy(codes).to(self.device)  # (T, n_q)
         return self.tokenizer.decode(codes.unsqueeze(0)).reshape(1, -1).float()
+
+
+def _without_decorators(module, name: str):
+    """The function ``name`` of ``module``, compiled from its source undecorated."""
+    tree = ast.parse(inspect.getsource(module))
+    (node,) = [n for n in tree.body if getattr(n, "name", None) == name]
+    node.decorator_list = []
+    code = compile(ast.Module([node], []), inspect.getsourcefile(module), "exec")
+    namespace = {}
+    exec(code, vars(module), namespace)
+    return namespace[name]
 
 
 class _SoundfileSave:
@@ -236,5 +251,6 @@ def add_codec_output(inference) -> None:
     speechlm.__init__ = __init__
     speechlm._almtok = True
     inference.get_parser = get_parser_with_postprocessor
+    inference.inference = _without_decorators(inference, "inference")
     if importlib.util.find_spec("torchcodec") is None:
         inference.torchaudio = _SoundfileSave()
