@@ -83,7 +83,11 @@ setup(
         "transformers",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # SpeechLM stages: g2p of the tts text (espeak-ng) and BPE of the asr text.
+        "speechlm": ["phonemizer", "sentencepiece"],
+    },
     cmdclass=cmdclass,
     license="Apache-2.0",
 )

@@ -19,6 +19,19 @@
 #   8. Scoring: mel/MR-STFT distance, SI-SNR, PESQ, STOI, real bitrate and RTF per
 #      utterance and set, spectrogram images, and ${codec_exp}/RESULTS.md.
 #
+# SpeechLM stages (ESPnet 202412's SpeechLM on our tokens; run with --stage 9
+# --stop_stage 12; the environment is built by tools/setup_speechlm.sh if missing):
+#   9. Dump ${speechlm_train_set}, ${valid_set} and ${speechlm_test_sets} for the
+#      ${speechlm_tasks} tasks: codec tokens (kaldi ark/scp, SpeechLM layout), index
+#      files, token lists and data.json per task, under ${dumpdir}/speechlm/; a BPE
+#      model of the training text; the joint token_list and token_bias.json.
+#  10. SpeechLM training with ESPnet's espnet2.bin.speechlm_train (stats, then
+#      training) on all tasks at once -> ${speechlm_exp}.
+#  11. TTS inference with ESPnet's speechlm_inference on each test set; the
+#      generated tokens are decoded to wavs by the codec of stage 6.
+#  12. Report: training loss per epoch, generated token steps and durations
+#      -> ${speechlm_exp}/RESULTS.md.
+#
 # Every stage can be rerun on its own (--stage N --stop_stage N); training resumes
 # from its checkpoint. A failing stage stops the run with a non-zero exit status and
 # names the stage and its log.
@@ -78,6 +91,18 @@ inference_model=valid.mel_loss.best.pth
 inference_windows="" # Windows to decode at (default: the stage-2 window_sizes).
 inference_batch_size=8
 num_plots=3          # Spectrogram images per test set and window.
+
+# SpeechLM (stages 9-12)
+speechlm_tasks="tts asr"      # ESPnet SpeechLM tasks to dump and train.
+speechlm_train_set=""         # Sets with text and utt2spk (default: ${speech_train_set}).
+speechlm_test_sets=""         # Default: the ${test_sets} that have a text file.
+speechlm_config=conf/train_speechlm.yaml
+speechlm_args=""              # Extra arguments of espnet2.bin.speechlm_train.
+speechlm_g2p=espeak_ng_english_us_vits  # ESPnet g2p of the tts text.
+speechlm_nbpe=100             # BPE size of the asr text.
+speechlm_model=valid.loss.best.pth
+speechlm_num_decode=0         # TTS utterances generated per test set (0: all).
+speechlm_inference_args="--maxlenratio 2.0"  # Extra speechlm_inference arguments.
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--ngpu N] [--fs HZ] \
 [--train_set S] [--valid_set S] [--test_sets 'A B'] [--stage1_config F] [--stage2_config F] \
@@ -311,6 +336,130 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
         --out "${codec_exp}/RESULTS.md" --json "${codec_exp}/RESULTS.json"
     log "Results: ${codec_exp}/RESULTS.md"
     cat "${codec_exp}/RESULTS.md"
+fi
+
+[ -z "${speechlm_train_set}" ] && speechlm_train_set=${speech_train_set}
+if [ -z "${speechlm_test_sets}" ]; then
+    for dset in ${test_sets}; do
+        [ -f "data/${dset}/text" ] && speechlm_test_sets+=" ${dset}"
+    done
+fi
+speechlm_dump=${dumpdir}/speechlm
+speechlm_exp=${expdir}/speechlm_$(basename "${speechlm_config}" .yaml)_${tag}
+speechlm_python="env PYTHONPATH=${ALMTOK_SPEECHLM}${PYTHONPATH:+:${PYTHONPATH}} ${python}"
+speechlm_data_args() {  # --{train,valid}_data_path_and_name_and_type for one split
+    local split=$1 dset=$2 task
+    for task in ${speechlm_tasks}; do
+        echo "--${split}_data_path_and_name_and_type ${speechlm_dump}/${dset}/${task}/data.json,_,dataset_json"
+    done
+}
+
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+    current="stage 9 (SpeechLM data)"
+    [ -f "${stage2_exp}/${inference_model}" ] || { log "Error: stage 9 needs ${stage2_exp}/${inference_model} (run stage 6 first)"; exit 1; }
+    [ -d "${ALMTOK_SPEECHLM}/espnet2/speechlm" ] || "${ALMTOK_ROOT}/tools/setup_speechlm.sh" >/dev/null
+    log "Stage 9: SpeechLM data for ${speechlm_tasks} -> ${speechlm_dump}"
+    _bpe=${speechlm_dump}/bpe/bpe
+    ${train_cmd} "${speechlm_dump}/log/bpe.log" \
+        ${python} -m espnet_almtok.bin.speechlm_vocab bpe \
+            --text "data/${speechlm_train_set}/text" --nbpe "${speechlm_nbpe}" --out_prefix "${_bpe}"
+    for dset in "${speechlm_train_set}" "${valid_set}" ${speechlm_test_sets}; do
+        log "Stage 9: encoding ${dset} (log: ${speechlm_dump}/log/dump.${dset}.log)"
+        ${cuda_cmd} --gpu "${inference_ngpu}" "${speechlm_dump}/log/dump.${dset}.log" \
+            ${python} -m espnet_almtok.bin.speechlm_dump --tasks ${speechlm_tasks} \
+                --train_config "${stage2_exp}/config.yaml" --model_file "${stage2_exp}/${inference_model}" \
+                --wav_scp "${data_feats}/${dset}/wav.scp" --text "data/${dset}/text" \
+                --utt2spk "data/${dset}/utt2spk" --g2p "${speechlm_g2p}" --bpemodel "${_bpe}.model" \
+                --batch_size "${inference_batch_size}" --device "${inference_device}" \
+                --out_dir "${speechlm_dump}/${dset}"
+    done
+    _jsons=""
+    for dset in "${speechlm_train_set}" "${valid_set}"; do
+        for task in ${speechlm_tasks}; do _jsons+=" ${speechlm_dump}/${dset}/${task}/data.json"; done
+    done
+    # shellcheck disable=SC2086
+    ${train_cmd} "${speechlm_dump}/log/vocab.log" \
+        ${speechlm_python} -m espnet_almtok.bin.speechlm_vocab merge \
+            --data_json ${_jsons} --token_list_dir "${speechlm_dump}/token_list"
+fi
+
+if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+    current="stage 10 (SpeechLM training)"
+    [ -d "${ALMTOK_SPEECHLM}/espnet2/speechlm" ] || "${ALMTOK_ROOT}/tools/setup_speechlm.sh" >/dev/null
+    _nq=$(${python} -c "import json, sys; print(json.load(open(sys.argv[1]))['num_streams'])" \
+        "${speechlm_dump}/${speechlm_train_set}/codec_info.json")
+    mkdir -p "${speechlm_exp}"
+    for split in train valid; do
+        _dset=${speechlm_train_set}
+        [ "${split}" = valid ] && _dset=${valid_set}
+        for task in ${speechlm_tasks}; do
+            cat "${speechlm_dump}/${_dset}/${task}/example_list"
+        done > "${speechlm_exp}/keys.${split}"
+    done
+    # shellcheck disable=SC2046
+    _common=(--config "${speechlm_config}" --use_preprocessor true
+        --token_list "${speechlm_dump}/token_list/token_list"
+        --token_bias "${speechlm_dump}/token_list/token_bias.json"
+        --bpemodel "${speechlm_dump}/bpe/bpe.model" --g2p "${speechlm_g2p}"
+        --codec_token_per_frame "${_nq}" --codec_token_in_use "${_nq}"
+        $(speechlm_data_args train "${speechlm_train_set}") $(speechlm_data_args valid "${valid_set}"))
+    log "Stage 10: SpeechLM stats -> ${speechlm_exp}/stats"
+    # shellcheck disable=SC2086
+    ${train_cmd} "${speechlm_exp}/stats/stats.log" \
+        ${speechlm_python} -m espnet2.bin.speechlm_train --collect_stats true "${_common[@]}" \
+            --train_shape_file "${speechlm_exp}/keys.train" --valid_shape_file "${speechlm_exp}/keys.valid" \
+            --output_dir "${speechlm_exp}/stats" ${speechlm_args}
+    log "Stage 10: SpeechLM training -> ${speechlm_exp} (log: ${speechlm_exp}/train.log)"
+    # shellcheck disable=SC2086
+    ${speechlm_python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name speechlm" \
+        --log "${speechlm_exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
+        --init_file_prefix "${speechlm_exp}/.dist_init_" --multiprocessing_distributed true -- \
+        ${speechlm_python} -m espnet2.bin.speechlm_train "${_common[@]}" --resume true \
+            --train_shape_file "${speechlm_exp}/stats/train/dec_seq_shape" \
+            --valid_shape_file "${speechlm_exp}/stats/valid/dec_seq_shape" \
+            --output_dir "${speechlm_exp}" ${speechlm_args} \
+        || { log "Error: ${current} failed; see ${speechlm_exp}/train.log"; tail -n 20 "${speechlm_exp}/train.log"; exit 1; }
+fi
+
+if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
+    current="stage 11 (SpeechLM TTS inference)"
+    case " ${speechlm_tasks} " in *" tts "*) ;; *) log "Stage 11: no tts task: skipped"; speechlm_test_sets="";; esac
+    for dset in ${speechlm_test_sets}; do
+        _dir=${speechlm_exp}/decode_tts_${speechlm_model%.pth}/${dset}
+        log "Stage 11: TTS on ${dset} -> ${_dir} (log: ${_dir}/inference.log)"
+        rm -rf "${_dir}"
+        mkdir -p "${_dir}"
+        _keys=${speechlm_dump}/${dset}/tts/example_list
+        if [ "${speechlm_num_decode}" -gt 0 ]; then
+            head -n "${speechlm_num_decode}" "${_keys}" > "${_dir}/keys"
+            _keys=${_dir}/keys
+        fi
+        _nq=$(${python} -c "import json, sys; print(json.load(open(sys.argv[1]))['num_streams'])" \
+            "${speechlm_dump}/${dset}/codec_info.json")
+        # shellcheck disable=SC2086
+        ${decode_cmd} --gpu "${inference_ngpu}" "${_dir}/inference.log" \
+            ${speechlm_python} -m espnet_almtok.bin.speechlm_inference --ngpu "${inference_ngpu}" \
+                --data_path_and_name_and_type "${speechlm_dump}/${dset}/tts/data.json,_,dataset_json" \
+                --key_file "${_keys}" --inference_nj "${_nq}" \
+                --train_config "${speechlm_exp}/config.yaml" \
+                --model_file "${speechlm_exp}/${speechlm_model}" \
+                --postprocessor_conf "train_config=${stage2_exp}/config.yaml" \
+                --postprocessor_conf "model_file=${stage2_exp}/${inference_model}" \
+                --postprocessor_conf "codec_info=${speechlm_dump}/${dset}/codec_info.json" \
+                --output_dir "${_dir}" ${speechlm_inference_args}
+    done
+fi
+
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
+    current="stage 12 (SpeechLM report)"
+    _dirs=""
+    for dset in ${speechlm_test_sets}; do
+        _dirs+=" ${speechlm_exp}/decode_tts_${speechlm_model%.pth}/${dset}"
+    done
+    # shellcheck disable=SC2086
+    ${python} -m espnet_almtok.bin.speechlm_report --exp_dir "${speechlm_exp}" \
+        --dump_dir "${speechlm_dump}" --decode_dirs ${_dirs} --out "${speechlm_exp}/RESULTS.md"
+    cat "${speechlm_exp}/RESULTS.md"
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

@@ -5,3 +5,6 @@ export ALMTOK_ROOT
 export ALMTOK_LOCAL=${ALMTOK_ROOT}/local
 export PYTHONUNBUFFERED=1
 export PYTHONIOENCODING=UTF-8
+# ESPnet 202412's SpeechLM (stages 9-12 put it first on PYTHONPATH; see
+# tools/setup_speechlm.sh).
+export ALMTOK_SPEECHLM=${ALMTOK_ROOT}/tools/speechlm/espnet-202412
