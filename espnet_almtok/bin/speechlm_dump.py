@@ -117,41 +117,18 @@ def text_vocabulary(modality: str, texts, g2p: str, bpemodel: str):
     return sorted({t for text in texts for t in tokenizer.text2tokens(text)})
 
 
-def dump(args) -> None:
-    need = {
-        name for task in args.tasks for name, _, _ in speechlm_data.TASK_ENTRIES[task]
-    }
-    if "text_bpe" in speechlm_data.modalities(args.tasks) and not args.bpemodel:
-        raise ValueError("the asr task needs --bpemodel (see speechlm_vocab bpe)")
-    index = {"wav.scp": speechlm_data.read_index(args.wav_scp)}
-    for name, path in (("text", args.text), ("utt2spk", args.utt2spk)):
-        if name in need:
-            if not path:
-                raise ValueError(f"tasks {args.tasks} need --{name}")
-            index[name] = speechlm_data.read_index(path)
-    utts = [u for u in index["wav.scp"] if all(u in rows for rows in index.values())]
-    if not utts:
-        raise ValueError(f"no utterance of {args.wav_scp} has all of {sorted(need)}")
-    if len(utts) < len(index["wav.scp"]):
-        logging.warning(
-            f"{len(index['wav.scp']) - len(utts)} of {len(index['wav.scp'])} "
-            f"utterances lack one of {sorted(index)} and are left out"
-        )
-
-    codec = load_codec(args.train_config, args.model_file, args.device)
-    window = codec.window(args.window_size)
-    info = speechlm_tokens.codec_info(codec.meta_info(window), window, args.model_file)
-    out = args.out_dir.resolve()
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "index_files").mkdir(parents=True)
-    (tmp / "token_lists").mkdir()
-
+def write_set(tmp: Path, out: Path, args, index: dict, utts: list, codec, info):
+    """Write the set into ``tmp``; its paths name ``out``, where it will be moved."""
     wavs = {u: index["wav.scp"][u] for u in utts}
     ark, scp = tmp / "codes.ark", tmp / "codes.scp"
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
         for utt, codes in encode_all(
-            codec, wavs, window, args.batch_size, args.device, args.log_every
+            codec,
+            wavs,
+            info["window_size"],
+            args.batch_size,
+            args.device,
+            args.log_every,
         ):
             writer(utt, speechlm_tokens.flatten(codes, info["code_size"]))
     # Point the scp at the ark's final place (valid once the directory is renamed).
@@ -189,9 +166,45 @@ def dump(args) -> None:
         speechlm_data.write_lines(
             tmp / task / "example_list", (f"{task}_{u}" for u in utts)
         )
-    speechlm_tokens.write_info(tmp / "codec_info.json", info)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+
+
+def dump(args) -> None:
+    need = {
+        name for task in args.tasks for name, _, _ in speechlm_data.TASK_ENTRIES[task]
+    }
+    if "text_bpe" in speechlm_data.modalities(args.tasks) and not args.bpemodel:
+        raise ValueError("the asr task needs --bpemodel (see speechlm_vocab bpe)")
+    index = {"wav.scp": speechlm_data.read_index(args.wav_scp)}
+    for name, path in (("text", args.text), ("utt2spk", args.utt2spk)):
+        if name in need:
+            if not path:
+                raise ValueError(f"tasks {args.tasks} need --{name}")
+            index[name] = speechlm_data.read_index(path)
+    utts = [u for u in index["wav.scp"] if all(u in rows for rows in index.values())]
+    if not utts:
+        raise ValueError(f"no utterance of {args.wav_scp} has all of {sorted(need)}")
+    if len(utts) < len(index["wav.scp"]):
+        logging.warning(
+            f"{len(index['wav.scp']) - len(utts)} of {len(index['wav.scp'])} "
+            f"utterances lack one of {sorted(index)} and are left out"
+        )
+
+    codec = load_codec(args.train_config, args.model_file, args.device)
+    window = codec.window(args.window_size)
+    info = speechlm_tokens.codec_info(codec.meta_info(window), window, args.model_file)
+    out = args.out_dir.resolve()
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "index_files").mkdir(parents=True)
+    (tmp / "token_lists").mkdir()
+    try:
+        write_set(tmp, out, args, index, utts, codec, info)
+        speechlm_tokens.write_info(tmp / "codec_info.json", info)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-written set left behind
+        raise
     logging.info(
         f"{out}: {len(utts)} utterances, tasks {args.tasks}, "
         f"{info['num_streams']} x {info['code_size']} codes at window {window}"
