@@ -1,4 +1,4 @@
-"""The default recipe, stages 1-8, end to end, through ESPnet's stock CLIs.
+"""The default recipe, stages 1-8 and the SpeechLM stages 9-12, end to end.
 
 It runs once per test session in a temporary copy of egs2/synth/almtok1 (stage 1
 to 8 with the tiny configs, a few minutes on 2 CPU cores), then each test opens
@@ -6,6 +6,7 @@ one stage's outputs.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,8 +32,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run(cmd, cwd, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+def run(cmd, cwd, check=True, env=None):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check:
         assert (
             proc.returncode == 0
@@ -175,6 +176,100 @@ def test_stock_inference_decodes_the_recipe_model(recipe, monkeypatch):
     for utt in ours:
         # The stock CLI (one by one) and ours (batched) give the same codes.
         assert np.array_equal(codes[utt][:, 0], ours[utt].reshape(-1, 3).T)
+
+
+SLM_EXP = "exp/speechlm_train_speechlm_tiny_train_almtok_tiny_stage2"
+
+
+@pytest.fixture(scope="module")
+def speechlm(recipe):
+    """Stages 9-12: SpeechLM data, ESPnet's speechlm_train, TTS inference, report."""
+    proc = run(["./run.sh", "--stage", "9", "--stop_stage", "12"], recipe)
+    assert "Successfully finished stages 9-12" in proc.stdout
+    return recipe
+
+
+def test_stage9_speechlm_data(speechlm):
+    dump = speechlm / "dump/speechlm"
+    bias = json.loads((dump / "token_list/token_bias.json").read_text())
+    tokens = (dump / "token_list/token_list").read_text().splitlines()
+    assert set(bias) == {"g2p", "codec", "text_bpe"}
+    assert tokens[bias["codec"]] == "<codec_layer0_code0>"
+    assert tokens[bias["codec"] + 3 * 64 - 1] == "<codec_layer2_code63>"
+    for dset in ("train_speech", "dev", "test_speech"):
+        for task in ("tts", "asr"):
+            meta = json.loads((dump / dset / task / "data.json").read_text())
+            assert meta["task"] == task and meta["num_examples"] > 0
+        # Codes of the same clips as stage 7 at the inference window, laid out
+        # for SpeechLM (layer l shifted by l * 64).
+        if dset == "test_speech":
+            ours = scp(
+                speechlm / f"{EXP}/stage2/decode_latest/{dset}/w4/codec/codec.scp"
+            )
+            for utt, ref in scp(dump / dset / "index_files/wav.scp").items():
+                lm = kaldiio.load_mat(ref).reshape(-1, 3)
+                codes = kaldiio.load_mat(ours[utt]).reshape(-1, 3)
+                assert np.array_equal(lm, codes + np.arange(3) * 64), utt
+
+
+def test_stage10_speechlm_loss_falls(speechlm):
+    log = (speechlm / SLM_EXP / "train.log").read_text()
+    assert "espnet2.bin.speechlm_train" in log
+    report = json.loads((speechlm / SLM_EXP / "RESULTS.json").read_text())
+    epochs = report["epochs"]
+    assert len(epochs) == 6
+    assert epochs[-1][1] < 0.5 * epochs[0][1]  # train loss
+    assert epochs[-1][2] < epochs[0][2]  # valid loss
+
+
+def test_stage11_tts_tokens_decode_to_audio(speechlm):
+    out = speechlm / SLM_EXP / "decode_tts_latest/test_speech"
+    wavs = scp(out / "wav.scp/wav.scp_list")
+    assert len(wavs) == 3
+    tokens = dict(kaldiio.load_ark(str(out / "token/token.ark")))
+    bias = json.loads(
+        (speechlm / "dump/speechlm/token_list/token_bias.json").read_text()
+    )
+    for key, path in wavs.items():
+        steps = tokens[key].reshape(-1, 3) - bias["codec"] - np.arange(3) * 64
+        assert ((steps >= 0) & (steps < 64)).all(), key
+        info = sf.info(path)
+        assert info.samplerate == 16000
+        assert info.frames == len(steps) * 1280 > 0  # plausible: one hop per step
+    report = json.loads((speechlm / SLM_EXP / "RESULTS.json").read_text())
+    assert report["tts"][0]["all_samples_match_steps"]
+
+
+def test_codec_tokenizer_loads_the_recipe_model_in_a_fresh_process(speechlm):
+    """ESPnet 202412's CodecTokenizer, in a process that never names our package."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "tools/speechlm/espnet-202412"))
+    stage2 = speechlm / f"{EXP}/stage2"
+    wav = next(iter(scp(speechlm / "dump/raw/test_speech/wav.scp").items()))
+    code = (
+        "import sys, torch, soundfile as sf\n"
+        "from espnet2.speechlm.tokenizer.codec_tokenizer import CodecTokenizer\n"
+        "t = CodecTokenizer('ESPnet', 16000, config_path=sys.argv[1],"
+        " checkpoint_path=sys.argv[2])\n"
+        "x, _ = sf.read(sys.argv[3], dtype='float32')\n"
+        "flat, _ = t(torch.from_numpy(x).view(1, 1, -1))\n"
+        "print(t.n_codebook, t.size_codebook, ' '.join(map(str, flat[0].tolist())))\n"
+    )
+    proc = run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(stage2 / "config.yaml"),
+            str(stage2 / "latest.pth"),
+            wav[1],
+        ],
+        speechlm,
+        env=env,
+    )
+    n_q, size, *flat = proc.stdout.split("\n")[-2].split()
+    ref = scp(speechlm / "dump/speechlm/test_speech/index_files/wav.scp")[wav[0]]
+    assert (int(n_q), int(size)) == (3, 64)
+    assert [int(v) for v in flat] == kaldiio.load_mat(ref).tolist()
 
 
 def test_a_failing_stage_names_itself_and_the_file(recipe):
