@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import kaldiio
-import numpy as np
 import soundfile as sf
 import torch
 
@@ -62,31 +61,32 @@ def load_codec(train_config: str, model_file: str, device: str):
     return model.codec.eval()
 
 
-def read_audio(path: str, fs: int) -> np.ndarray:
-    """A mono waveform at ``fs``; other rates are refused, naming the file."""
-    from espnet_almtok.features import load_audio
-
+def audio_frames(path: str, fs: int) -> int:
+    """Samples in ``path``; unreadable files and other rates are refused by name."""
     try:
-        rate = sf.info(path).samplerate
-    except RuntimeError as e:
+        info = sf.info(path)
+    except RuntimeError as e:  # soundfile's errors are RuntimeErrors
         raise ValueError(f"cannot read audio file {path}: {e}") from e
-    if rate != fs:
+    if info.samplerate != fs:
         raise ValueError(
-            f"{path} is at {rate} Hz but the codec expects {fs} Hz; format the "
-            "audio first (the recipe's stage 2) or use a codec trained at that rate"
+            f"{path} is at {info.samplerate} Hz but the codec expects {fs} Hz; format "
+            "the audio first (the recipe's stage 2) or use a codec trained at that rate"
         )
-    return load_audio(path, fs).numpy()
+    return info.frames
 
 
 @torch.no_grad()
 def encode_all(codec, wavs, window: int, batch_size: int, device: str, log_every: int):
     """Yield (utt, codes (T, n_q)) for ``wavs`` {utt: path}, longest first."""
+    from espnet_almtok.features import load_audio
+
     fs = codec.meta_info()["fs"]
-    utts = sorted(wavs, key=lambda u: -sf.info(wavs[u]).frames)
+    frames = {u: audio_frames(path, fs) for u, path in wavs.items()}  # all, up front
+    utts = sorted(wavs, key=lambda u: -frames[u])
     done, start = 0, time.perf_counter()
     for i in range(0, len(utts), batch_size):
         batch = utts[i : i + batch_size]
-        audio = [read_audio(wavs[u], fs) for u in batch]
+        audio = [load_audio(wavs[u], fs).numpy() for u in batch]
         lengths = torch.tensor([len(a) for a in audio])
         x = torch.zeros(len(batch), int(lengths.max()))
         for b, a in enumerate(audio):

@@ -347,6 +347,10 @@ fi
 speechlm_dump=${dumpdir}/speechlm
 speechlm_exp=${expdir}/speechlm_$(basename "${speechlm_config}" .yaml)_${tag}
 speechlm_python="env PYTHONPATH=${ALMTOK_SPEECHLM}${PYTHONPATH:+:${PYTHONPATH}} ${python}"
+codec_streams() {  # codec streams of a dumped SpeechLM set
+    ${python} -c "import json, sys; print(json.load(open(sys.argv[1]))['num_streams'])" \
+        "${speechlm_dump}/$1/codec_info.json"
+}
 speechlm_data_args() {  # --{train,valid}_data_path_and_name_and_type for one split
     local split=$1 dset=$2 task
     for task in ${speechlm_tasks}; do
@@ -386,8 +390,7 @@ fi
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
     current="stage 10 (SpeechLM training)"
     [ -d "${ALMTOK_SPEECHLM}/espnet2/speechlm" ] || "${ALMTOK_ROOT}/tools/setup_speechlm.sh" >/dev/null
-    _nq=$(${python} -c "import json, sys; print(json.load(open(sys.argv[1]))['num_streams'])" \
-        "${speechlm_dump}/${speechlm_train_set}/codec_info.json")
+    _nq=$(codec_streams "${speechlm_train_set}")
     mkdir -p "${speechlm_exp}"
     for split in train valid; do
         _dset=${speechlm_train_set}
@@ -434,8 +437,7 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
             head -n "${speechlm_num_decode}" "${_keys}" > "${_dir}/keys"
             _keys=${_dir}/keys
         fi
-        _nq=$(${python} -c "import json, sys; print(json.load(open(sys.argv[1]))['num_streams'])" \
-            "${speechlm_dump}/${dset}/codec_info.json")
+        _nq=$(codec_streams "${dset}")
         # shellcheck disable=SC2086
         ${decode_cmd} --gpu "${inference_ngpu}" "${_dir}/inference.log" \
             ${speechlm_python} -m espnet_almtok.bin.speechlm_inference --ngpu "${inference_ngpu}" \
