@@ -82,7 +82,7 @@ def test_stage2_format(recipe):
         entries = scp(recipe / f"dump/raw/{split}/wav.scp")
         assert set(entries) <= set(scp(recipe / f"data/{split}/wav.scp"))
         for path in list(entries.values())[:5]:
-            info = sf.info(speechlm / path)  # ESPnet lists paths from the recipe dir
+            info = sf.info(recipe / path)  # ESPnet lists paths from the recipe dir
             assert info.samplerate == 16000 and info.channels == 1
 
 
@@ -233,7 +233,7 @@ def test_stage11_tts_tokens_decode_to_audio(speechlm):
     for key, path in wavs.items():
         steps = tokens[key].reshape(-1, 3) - bias["codec"] - np.arange(3) * 64
         assert ((steps >= 0) & (steps < 64)).all(), key
-        info = sf.info(speechlm / path)  # ESPnet lists paths from the recipe dir
+        info = sf.info(recipe / path)  # ESPnet lists paths from the recipe dir
         assert info.samplerate == 16000
         assert info.frames == len(steps) * 1280 > 0  # plausible: one hop per step
     report = json.loads((speechlm / SLM_EXP / "RESULTS.json").read_text())
