@@ -1,6 +1,7 @@
 """ALMTokenizer as an ESPnet GAN codec (``codec: almtokenizer``)."""
 
-from typing import Any, Dict, Optional
+import math
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from espnet2.gan_codec.abs_gan_codec import AbsGANCodec
@@ -18,6 +19,11 @@ from typeguard import typechecked
 
 from espnet_almtok.config_check import build_checked
 from espnet_almtok.generator import ALMTokenizerGenerator, check_window
+
+# Long inputs are coded in chunks of this many seconds by default: attention
+# spans the whole input, so the chunk bounds memory. Typical utterances fit in
+# one chunk and are coded exactly as whole files.
+DEFAULT_CHUNK_SECONDS = 30.0
 
 BAND_DISCRIMINATOR_DEFAULTS = {
     "hop_factor": 0.25,
@@ -218,6 +224,13 @@ class ALMTokenizer(AbsGANCodec):
             raise ValueError("audio contains NaN or infinite samples")
         return x
 
+    @staticmethod
+    def _check_lengths(x_lengths: Optional[torch.Tensor]):
+        if x_lengths is not None and (x_lengths <= 0).any():
+            raise ValueError(
+                f"cannot encode empty audio (lengths {x_lengths.tolist()})"
+            )
+
     def encode_with_lengths(
         self,
         x: torch.Tensor,
@@ -237,10 +250,7 @@ class ALMTokenizer(AbsGANCodec):
             are padding.
         """
         x = self._as_batch(x)
-        if x_lengths is not None and (x_lengths <= 0).any():
-            raise ValueError(
-                f"cannot encode empty audio (lengths {x_lengths.tolist()})"
-            )
+        self._check_lengths(x_lengths)
         return self.generator.encode(x, x_lengths, self.window(window_size))
 
     def encode(
@@ -282,3 +292,114 @@ class ALMTokenizer(AbsGANCodec):
         codes = self.encode(x, window_size=window_size)
         wav = self.decode(codes, window_size=window_size)[..., : x.size(-1)]
         return {"wav": wav.reshape(x.shape), "codec": codes}
+
+    def chunk_samples(
+        self, chunk_seconds: float, window_size: Optional[int] = None
+    ) -> int:
+        """Samples per chunk for chunked coding at a window.
+
+        Args:
+            chunk_seconds: Wanted chunk length; ``0`` means no chunking.
+            window_size: Frames per token (default: the inference window).
+
+        Returns:
+            ``chunk_seconds`` rounded down to whole tokens (``hop * window_size``
+            samples each), so that chunk boundaries fall on token boundaries;
+            at least one token. ``0`` for no chunking.
+        """
+        if chunk_seconds < 0:
+            raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")
+        if chunk_seconds == 0:
+            return 0
+        unit = self.generator.hop * self.window(window_size)
+        # The epsilon keeps e.g. 0.24 s * 16000 / 1280 = 2.9999... at 3 tokens.
+        return max(1, math.floor(chunk_seconds * self.fs / unit + 1e-6)) * unit
+
+    def encode_chunked(
+        self,
+        x: torch.Tensor,
+        x_lengths: Optional[torch.Tensor] = None,
+        window_size: Optional[int] = None,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch chunk by chunk, with memory bounded by the chunk.
+
+        Each chunk of ``chunk_samples(chunk_seconds)`` samples is encoded on its
+        own, so its tokens never depend on the audio after it (nor before it).
+        A chunk is a whole number of tokens: an item gets the same number of
+        tokens as from ``encode_with_lengths``.
+
+        Args:
+            x: Audio (T,), (B, T) or (B, 1, T), zero-padded past each length.
+            x_lengths: (B,) valid samples per item (default: all).
+            window_size: Frames per token (default: the inference window).
+            chunk_seconds: Chunk length (see ``chunk_samples``); ``0`` encodes
+                the whole input at once, as ``encode_with_lengths``.
+
+        Returns:
+            Codes (n_q, B, N) and the valid tokens per item (B,), as
+            ``encode_with_lengths``.
+        """
+        w = self.window(window_size)
+        size = self.chunk_samples(chunk_seconds, w)
+        x = self._as_batch(x)
+        if size == 0 or x.size(-1) <= size:  # one chunk: the whole input
+            return self.encode_with_lengths(x, x_lengths, w)
+        self._check_lengths(x_lengths)
+        if x_lengths is None:
+            x_lengths = torch.full((x.size(0),), x.size(-1))
+        lengths = x_lengths.to(x.device).long()
+        tokens = size // (self.generator.hop * w)
+        n_tokens = -(-lengths // (self.generator.hop * w))
+        codes = None
+        for k, start in enumerate(range(0, int(lengths.max()), size)):
+            left = (lengths - start).clamp(0, size)
+            items = (left > 0).nonzero()[:, 0]
+            c, _ = self.generator.encode(
+                x[items, :, start : start + size], left[items], w
+            )
+            if codes is None:
+                codes = c.new_zeros(c.size(0), x.size(0), int(n_tokens.max()))
+            codes[:, items, k * tokens : k * tokens + c.size(2)] = c
+        return codes, n_tokens
+
+    def decode_chunked(
+        self,
+        codes: torch.Tensor,
+        window_size: Optional[int] = None,
+        code_lengths: Optional[torch.Tensor] = None,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    ) -> torch.Tensor:
+        """Decode codes chunk by chunk, with memory bounded by the chunk.
+
+        The chunks are those of ``encode_chunked`` at the same window and
+        ``chunk_seconds``; each is decoded on its own, so decoding chunked codes
+        gives what decoding each chunk alone gives.
+
+        Args:
+            codes: (n_q, B, N) codes.
+            window_size: The window the codes were encoded with.
+            code_lengths: (B,) valid tokens per item (default: all N).
+            chunk_seconds: Chunk length (see ``chunk_samples``); ``0`` decodes
+                all tokens at once, as ``decode``.
+
+        Returns:
+            Waveforms (B, 1, N * hop * window_size), as ``decode``.
+        """
+        w = self.window(window_size)
+        unit = self.generator.hop * w
+        tokens = self.chunk_samples(chunk_seconds, w) // unit
+        if tokens == 0 or codes.size(2) <= tokens:  # one chunk: all tokens
+            return self.decode(codes, w, code_lengths)
+        if code_lengths is None:
+            code_lengths = torch.full((codes.size(1),), codes.size(2))
+        lengths = code_lengths.to(codes.device).long()
+        wav = None
+        for start in range(0, int(lengths.max()), tokens):
+            left = (lengths - start).clamp(0, tokens)
+            items = (left > 0).nonzero()[:, 0]
+            part = self.decode(codes[:, items, start : start + tokens], w, left[items])
+            if wav is None:
+                wav = part.new_zeros(codes.size(1), 1, codes.size(2) * unit)
+            wav[items, :, start * unit : start * unit + part.size(-1)] = part
+        return wav

@@ -84,10 +84,20 @@ _FAIRSEQ_DEFAULTS = {
 }
 
 
-def load_audio(path: Union[str, Path], fs: int = SAMPLE_RATE) -> torch.Tensor:
+def load_audio(
+    path: Union[str, Path], fs: int = SAMPLE_RATE, warn: bool = False
+) -> torch.Tensor:
     """Read an audio file as a mono float32 waveform (samples,) at ``fs``.
 
     Multi-channel audio is averaged to mono (logged); other rates are resampled.
+
+    Args:
+        path: Audio file (anything soundfile reads).
+        fs: Sample rate to return.
+        warn: Log downmixing and resampling as warnings that name the file, for
+            callers that expect mono input at ``fs`` (codec inference). Else
+            only downmixing is logged, at info level: the data and feature
+            tools convert rates on purpose.
 
     Raises:
         ValueError: The file cannot be read, holds no samples, or holds NaN or
@@ -101,10 +111,13 @@ def load_audio(path: Union[str, Path], fs: int = SAMPLE_RATE) -> torch.Tensor:
         raise ValueError(f"audio file {path} is empty")
     if not np.isfinite(wav).all():
         raise ValueError(f"audio file {path} contains NaN or infinite samples")
+    level = logging.WARNING if warn else logging.INFO
     if wav.shape[1] > 1:
-        logging.info(f"{path}: {wav.shape[1]} channels, downmixed to mono")
+        logging.log(level, f"{path}: {wav.shape[1]} channels, downmixed to mono")
     x = torch.from_numpy(wav.mean(1))
     if rate != fs:
+        if warn:
+            logging.warning(f"{path}: {rate} Hz, resampled to {fs} Hz")
         x = torchaudio.functional.resample(x, rate, fs)
     return x
 

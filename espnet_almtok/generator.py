@@ -4,6 +4,9 @@
 an MAE transformer on the patchify frames, and no quantizer); ``training_stage:
 2`` builds the full tokenizer. Stage 2 loads patchify/unpatchify from stage 1
 with ESPnet's ``--init_param`` and freezes patchify with ``--freeze_param``.
+
+``compression: strided`` swaps the query encoder/decoder for strided pooling at
+a fixed window (``strided.py``), an ablation of query-based compression.
 """
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -19,7 +22,14 @@ from espnet_almtok.mae import MAEDecoder
 from espnet_almtok.patchify import build_patchify
 from espnet_almtok.query_transformer import QueryDecoder, QueryEncoder
 from espnet_almtok.semantic_prior import SemanticPriorRVQ
+from espnet_almtok.strided import StridedDecoder, StridedEncoder
 from espnet_almtok.transformer import TransformerStack, length_mask
+
+# Window encoder/decoder classes of each compression kind.
+COMPRESSIONS = {
+    "query": (QueryEncoder, QueryDecoder),
+    "strided": (StridedEncoder, StridedDecoder),
+}
 
 
 def check_window(w: int, where: str) -> int:
@@ -36,9 +46,10 @@ class ALMTokenizerGenerator(nn.Module):
         dim: Width of frames, tokens and transformers.
         patchify_kind: ``conv`` (SEANet) or ``linear``.
         patchify_params: Arguments of the patchify kind (see ``patchify.py``).
-        encoder_params: Query encoder settings (``num_layers``, ``num_heads``,
-            ``ff_dim``, ``dropout``).
-        decoder_params: Query decoder settings, as ``encoder_params``.
+        encoder_params: Query (or strided) encoder settings (``num_layers``,
+            ``num_heads``, ``ff_dim``, ``dropout``).
+        decoder_params: Query (or strided) decoder settings, as
+            ``encoder_params``.
         quantizer_params: ``SemanticPriorRVQ`` settings (``n_q``,
             ``codebook_size``, ``codebook_dim``, ``codebook_file``, ...).
         mae_params: ``MAEDecoder`` settings; ``null`` disables the MAE loss.
@@ -47,7 +58,13 @@ class ALMTokenizerGenerator(nn.Module):
         ar_params: ``ARPredictor`` settings; ``null`` disables the AR loss.
         window_sizes: Window sizes drawn from, one per training step.
         inference_window: Window size used when none is given at inference.
+        compression: ``query`` (the method: query tokens over the whole
+            context) or ``strided`` (ablation: a strided conv pools each window;
+            needs ``window_sizes: [inference_window]``).
     """
+
+    # Children that only train (losses), not part of the codec path.
+    TRAINING_ONLY = ("mae", "mae_encoder", "ar")
 
     @typechecked
     def __init__(
@@ -64,6 +81,7 @@ class ALMTokenizerGenerator(nn.Module):
         ar_params: Optional[Dict[str, Any]] = {},
         window_sizes: List[int] = [2, 3, 4, 6, 8],
         inference_window: int = 4,
+        compression: str = "query",
     ):
         super().__init__()
         if training_stage not in (1, 2):
@@ -73,6 +91,12 @@ class ALMTokenizerGenerator(nn.Module):
         self.window_sizes = [check_window(w, "window_sizes") for w in window_sizes]
         self.inference_window = check_window(inference_window, "inference_window")
         self.training_stage = training_stage
+        if compression not in COMPRESSIONS:
+            raise ValueError(
+                f"unknown compression '{compression}'; expected one of "
+                f"{', '.join(COMPRESSIONS)}"
+            )
+        self.compression = compression
 
         self.patchify, self.unpatchify = build_patchify(
             patchify_kind, dim, patchify_params
@@ -91,14 +115,30 @@ class ALMTokenizerGenerator(nn.Module):
                 )
             return
 
-        self.query_encoder = build_checked(
-            QueryEncoder, encoder_params, "encoder_params", dim=dim
+        encoder_cls, decoder_cls = COMPRESSIONS[compression]
+        fixed = {"dim": dim}
+        if compression == "strided":
+            if set(self.window_sizes) != {self.inference_window}:
+                raise ValueError(
+                    "compression: strided pools a fixed window: window_sizes must "
+                    f"be [inference_window] = [{self.inference_window}], "
+                    f"got {self.window_sizes}"
+                )
+            fixed["window"] = self.inference_window
+        # Attribute names follow the kind (query_encoder, strided_encoder, ...):
+        # a model file of one kind never loads silently into the other.
+        setattr(
+            self,
+            f"{compression}_encoder",
+            build_checked(encoder_cls, encoder_params, "encoder_params", **fixed),
         )
         self.quantizer = build_checked(
             SemanticPriorRVQ, quantizer_params, "quantizer_params", dim=dim
         )
-        self.query_decoder = build_checked(
-            QueryDecoder, decoder_params, "decoder_params", dim=dim
+        setattr(
+            self,
+            f"{compression}_decoder",
+            build_checked(decoder_cls, decoder_params, "decoder_params", **fixed),
         )
         self.ar = None
         if ar_params is not None:
@@ -109,6 +149,16 @@ class ALMTokenizerGenerator(nn.Module):
                 codebook_dim=self.quantizer.codebooks.size(-1),
                 n_q=self.quantizer.n_q,
             )
+
+    @property
+    def window_encoder(self) -> nn.Module:
+        """Frames (B, N * w, dim) to one vector per window (B, N, dim)."""
+        return getattr(self, f"{self.compression}_encoder")
+
+    @property
+    def window_decoder(self) -> nn.Module:
+        """One vector per window (B, N, dim) to frames (B, N * w, dim)."""
+        return getattr(self, f"{self.compression}_decoder")
 
     def draw_window(self) -> int:
         """Draw this step's window size from the configured set."""
@@ -152,7 +202,7 @@ class ALMTokenizerGenerator(nn.Module):
         self._require_quantizer()
         x, num_windows = self.pad(x, lengths, w)
         e = self.patchify(x, num_windows * w)
-        h, _ = self.query_encoder(e, num_windows, w)
+        h, _ = self.window_encoder(e, num_windows, w)
         return self.quantizer.encode(h), num_windows
 
     def decode(
@@ -164,19 +214,19 @@ class ALMTokenizerGenerator(nn.Module):
             code_lengths = torch.full((codes.size(1),), codes.size(2))
         code_lengths = code_lengths.to(codes.device)
         z = self.quantizer.decode(codes)
-        frames = self.query_decoder(z, code_lengths, w)
+        frames = self.window_decoder(z, code_lengths, w)
         return self.unpatchify(frames, code_lengths * w)
 
     def _mae_loss(
         self, e: torch.Tensor, num_windows: torch.Tensor, w: int
     ) -> torch.Tensor:
-        """Mask frames, encode them (query encoder, or stage 1's own), predict."""
+        """Mask frames, encode them (window encoder, or stage 1's own), predict."""
         frame_lengths = num_windows * w
         masked_e, masked = self.mae.mask_frames(e, frame_lengths)
         if self.training_stage == 1:
             encoded = self.mae_encoder(masked_e, length_mask(frame_lengths, e.size(1)))
         else:
-            encoded = self.query_encoder(masked_e, num_windows, w)[1]
+            encoded = self.window_encoder(masked_e, num_windows, w)[1]
         return self.mae.loss(encoded, e, masked, frame_lengths)
 
     def forward(self, x: torch.Tensor, w: int) -> Tuple[torch.Tensor, Dict]:
@@ -199,10 +249,10 @@ class ALMTokenizerGenerator(nn.Module):
                 losses["mae"] = self._mae_loss(e, num_windows, w)
             return audio_hat[..., :length], losses
 
-        h, _ = self.query_encoder(e, num_windows, w)
+        h, _ = self.window_encoder(e, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
         z_q, _, layers, losses["commit"] = self.quantizer(h, valid)
-        frames = self.query_decoder(z_q, num_windows, w)
+        frames = self.window_decoder(z_q, num_windows, w)
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:
             losses["mae"] = self._mae_loss(e, num_windows, w)

@@ -12,6 +12,10 @@ archive with
 
 The codebooks are buffers: saved in the model file, never seen by an optimizer.
 Learnable linear layers map the encoder space into the codebook space and back.
+
+For ablations the codebooks can instead be trainable parameters
+(``trainable_codebooks: true``), initialised from the file or at random
+(``codebook_init: random``); they then learn through a VQ-VAE codebook loss.
 """
 
 import logging
@@ -82,17 +86,27 @@ def load_codebooks(
     return torch.from_numpy(books.astype(np.float32)), meta
 
 
+CODEBOOK_INITS = ("kmeans", "random")
+
+
 class SemanticPriorRVQ(nn.Module):
-    """Residual vector quantizer with frozen codebooks.
+    """Residual vector quantizer with frozen (by default) codebooks.
 
     Args:
         dim: Encoder width.
         n_q: Number of residual layers.
         codebook_size: Entries per layer.
         codebook_dim: Width of the codebook (SSL feature) space.
-        codebook_file: Path of the k-means codebook file (see module docstring).
-        random_codebooks_for_debugging: Use random frozen codebooks instead of a
-            file. Only for tests and debugging: the result has no semantic prior.
+        codebook_file: Path of the k-means codebook file (see module docstring),
+            read when ``codebook_init`` is ``kmeans``.
+        codebook_init: ``kmeans`` (the semantic prior, from ``codebook_file``)
+            or ``random`` (standard-normal entries, no prior).
+        trainable_codebooks: Make the codebooks parameters that learn through
+            a VQ-VAE codebook loss (added to the commitment loss) instead of
+            frozen buffers. An ablation: the method keeps the prior frozen.
+        random_codebooks_for_debugging: Shorthand for ``codebook_init: random``
+            with frozen codebooks. Only for tests and debugging: the result has
+            no semantic prior.
     """
 
     @typechecked
@@ -103,15 +117,37 @@ class SemanticPriorRVQ(nn.Module):
         codebook_size: int = 2048,
         codebook_dim: int = 768,
         codebook_file: Optional[str] = None,
+        codebook_init: str = "kmeans",
+        trainable_codebooks: bool = False,
         random_codebooks_for_debugging: bool = False,
     ):
         super().__init__()
         self.missing_file = None
+        if codebook_init not in CODEBOOK_INITS:
+            raise ValueError(
+                f"unknown codebook_init '{codebook_init}'; expected one of "
+                f"{', '.join(CODEBOOK_INITS)}"
+            )
         if codebook_file is not None and random_codebooks_for_debugging:
             raise ValueError(
                 "give either codebook_file or random_codebooks_for_debugging"
             )
-        if codebook_file is not None and Path(codebook_file).exists():
+        if random_codebooks_for_debugging:
+            codebook_init = "random"
+        if codebook_init == "random":
+            if codebook_file is not None:
+                raise ValueError(
+                    "codebook_init: random takes no codebook_file; "
+                    "use codebook_init: kmeans to read it"
+                )
+            if trainable_codebooks:
+                logging.info("Trainable codebooks, random init (no semantic prior)")
+            else:
+                logging.warning(
+                    "Using RANDOM codebooks (debugging only, no semantic prior)"
+                )
+            books = torch.randn(n_q, codebook_size, codebook_dim)
+        elif codebook_file is not None and Path(codebook_file).exists():
             books, meta = load_codebooks(
                 codebook_file, n_q, codebook_size, codebook_dim
             )
@@ -125,17 +161,18 @@ class SemanticPriorRVQ(nn.Module):
             # is an error that names the file.
             books = torch.full((n_q, codebook_size, codebook_dim), float("nan"))
             self.missing_file = codebook_file
-        elif random_codebooks_for_debugging:
-            logging.warning(
-                "Using RANDOM codebooks (debugging only, no semantic prior)"
-            )
-            books = torch.randn(n_q, codebook_size, codebook_dim)
         else:
             raise ValueError(
                 "the quantizer needs codebook_file (written by the k-means stage); "
+                "codebook_init: random is an ablation, and "
                 "random_codebooks_for_debugging: true exists for tests only"
             )
-        self.register_buffer("codebooks", books)
+        # Same state-dict key either way, so model files stay interchangeable.
+        if trainable_codebooks:
+            self.codebooks = nn.Parameter(books)
+        else:
+            self.register_buffer("codebooks", books)
+        self.trainable_codebooks = trainable_codebooks
         self.n_q = n_q
         self.codebook_size = codebook_size
         self.in_proj = nn.Linear(dim, codebook_dim)
@@ -189,12 +226,21 @@ class SemanticPriorRVQ(nn.Module):
         Returns:
             quantized (B, N, dim) in encoder space, codes (n_q, B, N),
             per-layer quantized vectors in codebook space (n_q x (B, N, codebook_dim)),
-            and the commitment loss (mean over valid positions and layers).
+            and the commitment loss (mean over valid positions and layers), plus
+            the codebook loss when the codebooks train.
         """
         codes, pairs = self.quantize(h)
         weight = valid.unsqueeze(-1).to(h.dtype)
         denom = weight.sum().clamp(min=1) * self.codebooks.size(-1)
         commit = sum(((r - q.detach()).pow(2) * weight).sum() for r, q in pairs) / denom
+        if self.trainable_codebooks:
+            # VQ-VAE codebook loss: the only gradient the codebooks get (the
+            # straight-through path below bypasses them).
+            commit = (
+                commit
+                + sum(((r.detach() - q).pow(2) * weight).sum() for r, q in pairs)
+                / denom
+            )
         layers = [r + (q - r).detach() for r, q in pairs]
         z_q = torch.stack(layers).sum(0)
         return self.out_proj(z_q), codes, layers, commit / self.n_q

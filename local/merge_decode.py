@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """Merge the outputs of parallel codec_inference jobs: merge_decode.py OUT JOB_DIR...
 
-Concatenates ``codec/codec.scp`` and ``wav/wav.scp`` (the ark and wav files stay
-in the job dirs) and sums the counts and seconds of ``decode_stats.json``. A job
-dir without ``decode_stats.json`` did not finish: the merge refuses it. The
-merged ``decode_stats.json`` is written last.
+Concatenates ``codec/codec.scp``, ``wav/wav.scp`` and ``failed.txt`` (the ark
+and wav files stay in the job dirs) and sums the counts and seconds of
+``decode_stats.json``. A job dir without ``decode_stats.json`` did not finish:
+the merge refuses it. Each file is written under a temporary name and renamed,
+the merged ``decode_stats.json`` last.
 """
 
 import json
 import sys
 from pathlib import Path
 
+from espnet_almtok.atomic import atomic_path
+
 SUMMED = (
     "num_utts",
     "audio_seconds",
     "num_token_steps",
+    "num_failed",
     "encode_seconds",
     "decode_seconds",
 )
@@ -31,16 +35,18 @@ def main():
                 f"merge_decode.py: {job} has no decode_stats.json (the job did not finish)"
             )
         stats.append(json.loads((job / "decode_stats.json").read_text()))
-    for name in ("codec/codec.scp", "wav/wav.scp"):
+    for name in ("codec/codec.scp", "wav/wav.scp", "failed.txt"):
         parts = [job / name for job in jobs if (job / name).exists()]
         if parts:
             (out / name).parent.mkdir(parents=True, exist_ok=True)
-            (out / name).write_text("".join(p.read_text() for p in parts))
+            with atomic_path(out / name) as tmp:
+                tmp.write_text("".join(p.read_text() for p in parts))
     merged = dict(stats[0])
     for key in SUMMED:
         merged[key] = sum(s[key] for s in stats)
     merged["num_jobs"] = len(jobs)
-    (out / "decode_stats.json").write_text(json.dumps(merged, indent=2))
+    with atomic_path(out / "decode_stats.json") as tmp:
+        tmp.write_text(json.dumps(merged, indent=2))
 
 
 if __name__ == "__main__":

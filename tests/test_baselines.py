@@ -1,0 +1,296 @@
+"""Matched baselines (ESPnet's SoundStream, DAC) and ablation configs.
+
+Every model is built as ESPnet's trainer builds it (``GANCodecTask``), compared
+with the ALMTokenizer config it is matched to: bitrate from ``meta_info()``,
+real token counts, codec-path parameters within +-20 %, equal training
+settings, and for each ablation that the ablated part is really off.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, TINY, codec_conf
+
+from espnet_almtok.bin.count_params import build_codec, codec_counts, main
+from espnet_almtok.codec import ALMTokenizer
+from espnet_almtok.semantic_prior import SemanticPriorRVQ, save_codebooks
+
+GPU_REF = ROOT / "conf/train_almtok_stage2.yaml"
+TINY_REF = TINY[2]
+BASELINES = ["soundstream", "dac"]
+ABLATIONS = {
+    # ablation -> generator_params keys it may change (all else must equal)
+    "no_mae": {"mae_params"},
+    "no_ar": {"ar_params"},
+    "trainable_codebooks": {"quantizer_params"},
+    "strided": {"window_sizes", "compression"},
+    "single_stage": set(),
+}
+BASELINE_NAMES = [f"{b}_tiny" for b in BASELINES]
+CONFIGS = {
+    **{b: ROOT / f"conf/baselines/tuning/train_{b}.yaml" for b in BASELINE_NAMES},
+    **{a: ROOT / f"conf/ablations/tuning/train_almtok_{a}.yaml" for a in ABLATIONS},
+}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def nominal_bitrate(meta: dict) -> float:
+    """log2(code size) * streams * token rate, as the issue defines it."""
+    sizes = set(meta["code_size_per_stream"])
+    assert len(sizes) == 1
+    return (
+        math.log2(sizes.pop()) * meta["num_streams"] * meta["fs"] / meta["frame_shift"]
+    )
+
+
+@pytest.fixture(scope="module")
+def models():
+    """Each tiny config's codec, built once, with codebooks loaded.
+
+    The k-means file is absent here: random codebooks stand in for the model
+    file that would fill them.
+    """
+    built = {}
+    for name, path in {"reference": TINY_REF, **CONFIGS}.items():
+        torch.manual_seed(0)
+        codec = build_codec(path)
+        quantizer = getattr(codec.generator, "quantizer", None)
+        if getattr(quantizer, "missing_file", None) is not None:
+            quantizer.codebooks.data.normal_()
+        built[name] = codec
+    return built
+
+
+@pytest.fixture(scope="module")
+def reference(models):
+    return codec_counts(models["reference"])
+
+
+def batch(seed: int = 0, n: int = 1, length: int = 6400) -> torch.Tensor:
+    return torch.randn(n, length, generator=torch.Generator().manual_seed(seed)) * 0.1
+
+
+@pytest.fixture(scope="module")
+def stepped(models):
+    """One generator turn of every model (short batch), and one discriminator
+    turn of the baselines (the ablations share the reference's discriminator).
+
+    Returns, per model, the turns' outputs, the generator turn's stats and
+    which generator parameters got a non-zero gradient.
+    """
+    x = batch(seed=1, length=2560)  # two tokens of the tiny models
+    results = {}
+    for name, codec in models.items():
+        codec.train()
+        codec.zero_grad()
+        g_out = codec(x, forward_generator=True)
+        g_out["loss"].backward()
+        grads = {
+            n: p.grad is not None and bool(p.grad.abs().sum() > 0)
+            for n, p in codec.generator.named_parameters()
+        }
+        results[name] = dict(g=g_out, stats=g_out["stats"], grads=grads)
+        if name in BASELINE_NAMES:
+            results[name]["d"] = codec(x, forward_generator=False)
+            results[name]["d"]["loss"].backward()
+        codec.zero_grad()
+    return results
+
+
+@pytest.fixture(scope="module")
+def gpu_reference():
+    return codec_counts(build_codec(GPU_REF))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_tiny_configs_match_bitrate_and_size(models, reference, name):
+    counts = codec_counts(models[name])
+    meta = counts["meta_info"]
+    assert nominal_bitrate(meta) == pytest.approx(reference["bitrate"])
+    assert counts["bitrate"] == pytest.approx(225.0)  # 6 bit x 3 x 12.5 Hz
+    assert meta["fs"] == 16000 and meta["num_streams"] == 3
+    ratio = counts["codec_path"] / reference["codec_path"]
+    assert abs(ratio - 1) <= 0.2, ratio
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_gpu_baselines_match_bitrate_and_size(gpu_reference, baseline):
+    ref = gpu_reference
+    counts = codec_counts(build_codec(ROOT / f"conf/baselines/train_{baseline}.yaml"))
+    assert ref["bitrate"] == counts["bitrate"] == pytest.approx(412.5)
+    assert nominal_bitrate(counts["meta_info"]) == pytest.approx(412.5)
+    assert counts["meta_info"]["fs"] == 24000
+    assert set(ref["training_only"]) == {"mae", "ar"}
+    assert abs(counts["codec_path"] / ref["codec_path"] - 1) <= 0.2
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_real_token_count_equals_the_reference_at_its_window(models, name):
+    codec, ref = models[name], models["reference"]
+    codec.eval(), ref.eval()
+    x = batch(length=6400)
+    with torch.no_grad():
+        codes = codec.encode(x.unsqueeze(1))
+        ref_codes = ref.encode(x, window_size=ref.generator.inference_window)
+    assert codes.shape == ref_codes.shape == (3, 1, 5)
+    assert codes.shape[-1] == x.size(-1) / codec.meta_info()["frame_shift"]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_one_training_step_of_each_model(stepped, name):
+    step = stepped[name]
+    assert torch.isfinite(step["g"]["loss"]) and step["g"]["optim_idx"] == 0
+    assert step["stats"]["mel_loss"] > 0
+    if name in BASELINE_NAMES:
+        assert torch.isfinite(step["d"]["loss"]) and step["d"]["optim_idx"] == 1
+
+
+@pytest.mark.parametrize("size", ["gpu", "tiny"])
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_baselines_train_with_the_same_settings(size, baseline):
+    ref = load(GPU_REF if size == "gpu" else TINY_REF)
+    suffix = "" if size == "gpu" else "_tiny"
+    sub = "" if size == "gpu" else "tuning/"
+    conf = load(ROOT / f"conf/baselines/{sub}train_{baseline}{suffix}.yaml")
+    hop = math.prod(conf["codec_conf"]["generator_params"]["encdec_ratios"])
+    for c in (conf, ref):
+        c.pop("codec"), c.pop("codec_conf")
+    # The baselines need whole hops: the reference chunk, padded to whole
+    # windows as ALMTokenizer pads it.
+    assert conf.pop("chunk_length") == math.ceil(ref.pop("chunk_length") / hop) * hop
+    assert conf == ref
+
+
+@pytest.mark.parametrize("size", ["gpu", "tiny"])
+@pytest.mark.parametrize("ablation", sorted(ABLATIONS))
+def test_ablations_change_only_their_part(size, ablation):
+    ref = load(GPU_REF if size == "gpu" else TINY_REF)
+    sub = "" if size == "gpu" else "tuning/"
+    conf = load(ROOT / f"conf/ablations/{sub}train_almtok_{ablation}.yaml")
+    gen, ref_gen = (c["codec_conf"].pop("generator_params") for c in (conf, ref))
+    assert conf == ref
+    changed = {k for k in set(gen) | set(ref_gen) if gen.get(k) != ref_gen.get(k)}
+    assert changed == ABLATIONS[ablation]
+
+
+def test_no_mae_has_no_mae_head_and_loss(models, stepped):
+    assert models["no_mae"].generator.mae is None
+    stats = stepped["no_mae"]["stats"]
+    assert "mae_loss" not in stats and "ar_loss" in stats
+    assert "mae_loss" in stepped["reference"]["stats"]
+
+
+def test_no_ar_has_no_ar_head_and_loss(models, stepped):
+    assert models["no_ar"].generator.ar is None
+    stats = stepped["no_ar"]["stats"]
+    assert "ar_loss" not in stats and "mae_loss" in stats
+    assert "ar_loss" in stepped["reference"]["stats"]
+
+
+def test_trainable_codebooks_learn_and_frozen_ones_do_not(models, stepped):
+    trainable = models["trainable_codebooks"].generator.quantizer
+    frozen = models["reference"].generator.quantizer
+    assert isinstance(trainable.codebooks, torch.nn.Parameter)
+    assert stepped["trainable_codebooks"]["grads"]["quantizer.codebooks"]
+    # Buffers: no optimizer sees them, no gradient reaches them.
+    assert "quantizer.codebooks" not in stepped["reference"]["grads"]
+    assert frozen.codebooks.grad is None and not frozen.codebooks.requires_grad
+    # Same state-dict key either way.
+    assert "codebooks" in trainable.state_dict() and "codebooks" in frozen.state_dict()
+
+
+def test_single_stage_trains_every_part(stepped):
+    grads = stepped["single_stage"]["grads"]
+    assert all(grads.values())
+    assert any(n.startswith("patchify.") for n in grads)
+
+
+def test_strided_model_has_no_queries_and_one_window(models):
+    strided, query = models["strided"], models["reference"]
+    gen = strided.generator
+    assert not hasattr(gen, "query_encoder") and not hasattr(gen, "query_decoder")
+    assert all("token" not in n for n, _ in gen.named_parameters())
+    assert gen.window_sizes == [gen.inference_window] == [4]
+    strided.eval(), query.eval()
+    with torch.no_grad():
+        for length in (1, 1279, 1280, 5000, 6401):
+            x = batch(length=length)[:1]
+            assert strided.encode(x).shape == query.encode(x, window_size=4).shape
+        # Padded batches code as their items alone, as in the query model.
+        x = batch(n=2, length=5000)
+        codes, n = strided.encode_with_lengths(x, torch.tensor([5000, 2000]))
+        alone = strided.encode(x[1, :2000])
+        assert torch.equal(codes[:, 1, : n[1]], alone[:, 0])
+        with pytest.raises(ValueError, match="built for window 4"):
+            strided.encode(x[:1], window_size=2)
+
+
+def test_strided_needs_one_window():
+    conf = codec_conf(
+        ROOT / "conf/ablations/tuning/train_almtok_strided.yaml",
+        random_codebooks_for_debugging=True,
+    )
+    conf["generator_params"]["window_sizes"] = [2, 4]
+    with pytest.raises(ValueError, match=r"window_sizes must be \[inference_window\]"):
+        ALMTokenizer(**conf)
+    conf["generator_params"]["compression"] = "pooled"
+    with pytest.raises(ValueError, match="unknown compression 'pooled'"):
+        ALMTokenizer(**conf)
+
+
+def test_trainable_codebooks_from_a_file_or_random(tmp_path):
+    path = tmp_path / "codebooks.npz"
+    books = np.random.randn(3, 16, 8).astype(np.float32)
+    save_codebooks(path, books, "test", 8)
+    args = dict(n_q=3, codebook_size=16, codebook_dim=8, trainable_codebooks=True)
+    from_file = SemanticPriorRVQ(4, codebook_file=str(path), **args)
+    assert torch.equal(from_file.codebooks.detach(), torch.from_numpy(books))
+    assert "codebooks" in dict(from_file.named_parameters())
+    torch.manual_seed(0)
+    rvq = SemanticPriorRVQ(4, codebook_init="random", **args)
+    opt = torch.optim.SGD([rvq.codebooks], lr=0.5)
+    h = torch.randn(2, 6, 4)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = rvq(h, valid)[3]
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]  # the codebook loss moves entries to the data
+    with pytest.raises(ValueError, match="codebook_init: random takes no"):
+        SemanticPriorRVQ(4, codebook_init="random", codebook_file=str(path))
+    with pytest.raises(ValueError, match="unknown codebook_init 'kmean'"):
+        SemanticPriorRVQ(4, codebook_init="kmean", codebook_file=str(path))
+
+
+def test_count_params_cli(tmp_path, capsys):
+    out = tmp_path / "params.json"
+    soundstream = str(CONFIGS["soundstream_tiny"])
+    main(["--config", soundstream, "--reference", str(TINY_REF), "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    counts = result[soundstream]
+    assert counts["matched"] and counts["bitrate"] == pytest.approx(225.0)
+    assert counts["codec_path"] == counts["generator"]  # no training-only heads
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "--config",
+                soundstream,
+                "--reference",
+                str(TINY_REF),
+                "--tolerance",
+                "0.01",
+            ]
+        )
+    assert e.value.code == 1
