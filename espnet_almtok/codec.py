@@ -1,6 +1,5 @@
 """ALMTokenizer as an ESPnet GAN codec (``codec: almtokenizer``)."""
 
-import math
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -19,6 +18,7 @@ from typeguard import typechecked
 
 from espnet_almtok.config_check import build_checked
 from espnet_almtok.generator import ALMTokenizerGenerator, check_window
+from espnet_almtok.rates import chunk_samples
 
 # Long inputs are coded in chunks of this many seconds by default: attention
 # spans the whole input, so the chunk bounds memory. Typical utterances fit in
@@ -307,13 +307,9 @@ class ALMTokenizer(AbsGANCodec):
             samples each), so that chunk boundaries fall on token boundaries;
             at least one token. ``0`` for no chunking.
         """
-        if chunk_seconds < 0:
-            raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")
-        if chunk_seconds == 0:
-            return 0
-        unit = self.generator.hop * self.window(window_size)
-        # The epsilon keeps e.g. 0.24 s * 16000 / 1280 = 2.9999... at 3 tokens.
-        return max(1, math.floor(chunk_seconds * self.fs / unit + 1e-6)) * unit
+        return chunk_samples(
+            chunk_seconds, self.fs, self.generator.hop * self.window(window_size)
+        )
 
     def encode_chunked(
         self,
