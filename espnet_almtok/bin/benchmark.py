@@ -1,0 +1,508 @@
+"""Benchmark ALMTokenizer against ESPnet's SoundStream and DAC, with ablations.
+
+Run from a recipe directory (``egs2/<corpus>/almtok1``) through its
+``benchmark.sh``::
+
+    ./benchmark.sh --config conf/tuning/benchmark_tiny.yaml         # CPU, tiny
+    ./benchmark.sh --config conf/benchmark.yaml --ngpu 1            # GPU configs
+
+Every system is trained, decoded and scored by the recipe itself (``./run.sh``
+stages 5-8, one ``--tag`` per system under ``--expdir``), so all see the same
+data, the same semantic prior, the same seed handling, the same iterator and the
+same metrics. Stages (``--stage``/``--stop_stage``):
+
+1. Data and semantic prior, shared by all systems: ``./run.sh --stage 1
+   --stop_stage 4``.
+2. Per system: training for an equal budget, decoding of the test sets at the
+   matched bitrate (ALMTokenizer systems at their ``inference_window``,
+   fixed-rate codecs at their rate) and scoring. Every system gets
+   ``2 * epochs_per_stage * iters_per_epoch`` generator steps: two-stage systems
+   ``epochs_per_stage`` epochs per stage, one-stage systems (``config:``) twice
+   that; an ablation with ``stage1_from: NAME`` starts stage 2 from that
+   system's stage-1 model.
+3. Per system: token dumps (``codec_inference --encode_only``) of the probe sets.
+4. Per system: the content probe (``espnet_almtok.bin.probe``).
+5. Speed and memory of the systems listed under ``speed`` (``bench_speed``).
+6. Report under ``--out_dir``: ``benchmark.json``, ``benchmark.md`` and plots.
+
+The benchmark config (YAML; unknown keys are refused)::
+
+    iters_per_epoch: 25        # overrides num_iters_per_epoch of every config
+    epochs_per_stage: 4
+    run_args: ""               # extra ./run.sh arguments for every call
+    reference: almtok          # the system the others are compared with
+    baselines: [soundstream, dac]
+    systems:
+      almtok: {stage1_config: A.yaml, stage2_config: B.yaml}
+      soundstream: {config: C.yaml}                  # one-stage
+      no_mae: {stage2_config: D.yaml, stage1_from: almtok}
+    probe: {train_set: train_speech, test_set: test_speech, steps: 300}
+    speed: {systems: [almtok, soundstream, dac], durations: [10, 60, 600]}
+
+Keys of ``probe`` and ``speed`` other than those named are passed on as options
+of ``espnet_almtok.bin.probe`` and ``espnet_almtok.bin.bench_speed``.
+"""
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from espnet_almtok.atomic import atomic_path
+from espnet_almtok.config_check import check_keys
+
+TOP_KEYS = {
+    "iters_per_epoch",
+    "epochs_per_stage",
+    "run_args",
+    "reference",
+    "baselines",
+    "systems",
+    "probe",
+    "speed",
+}
+SYSTEM_KEYS = {"config", "stage1_config", "stage2_config", "stage1_from"}
+# (metric, header, lower is better)
+METRICS = (
+    ("mel_distance", "mel dist", True),
+    ("mrstft_distance", "MR-STFT dist", True),
+    ("si_snr", "SI-SNR (dB)", False),
+    ("pesq", "PESQ", False),
+    ("stoi", "STOI", False),
+)
+CLAIM_METRICS = ("mel_distance", "stoi")
+
+
+@dataclass
+class System:
+    """One benchmarked codec: how the recipe trains it and where it lands."""
+
+    name: str
+    stage2_config: str
+    stage1_config: Optional[str] = None
+    stage1_from: Optional[str] = None
+
+    @property
+    def two_stage(self) -> bool:
+        return self.stage1_config is not None or self.stage1_from is not None
+
+
+def read_config(path: str) -> Dict[str, Any]:
+    """The benchmark config, with its systems as ``System`` objects, checked."""
+    conf = yaml.safe_load(Path(path).read_text())
+    check_keys(conf, TOP_KEYS, path)
+    systems = {}
+    for name, spec in conf["systems"].items():
+        check_keys(spec, SYSTEM_KEYS, f"{path}: systems.{name}")
+        if ("config" in spec) == ("stage2_config" in spec):
+            raise ValueError(
+                f"{path}: systems.{name} needs either config (one-stage) or "
+                "stage2_config (with stage1_config or stage1_from)"
+            )
+        if "stage2_config" in spec and ("stage1_config" in spec) == (
+            "stage1_from" in spec
+        ):
+            raise ValueError(
+                f"{path}: systems.{name}: give stage1_config or stage1_from"
+            )
+        source = spec.get("stage1_from")
+        owner = systems.get(source)
+        if source is not None and (owner is None or owner.stage1_config is None):
+            raise ValueError(
+                f"{path}: systems.{name}: stage1_from '{source}' must name an "
+                "earlier system with its own stage1_config"
+            )
+        systems[name] = System(
+            name,
+            spec.get("config") or spec["stage2_config"],
+            spec.get("stage1_config"),
+            source,
+        )
+    conf["systems"] = systems
+    for name in [conf["reference"], *conf.get("baselines", [])]:
+        if name not in systems:
+            raise ValueError(f"{path}: '{name}' is not one of the systems")
+    return conf
+
+
+def as_options(options: Dict[str, Any]) -> List[str]:
+    """``{"a": 1, "b": [2, 3]}`` as ``["--a", "1", "--b", "2", "3"]``."""
+    args = []
+    for key, value in options.items():
+        values = value if isinstance(value, list) else [value]
+        args += [f"--{key}", *map(str, values)]
+    return args
+
+
+class Benchmark:
+    """The stages of the benchmark (see the module docstring).
+
+    Args:
+        conf: ``read_config`` output.
+        args: Command-line arguments.
+    """
+
+    def __init__(self, conf: Dict[str, Any], args: argparse.Namespace):
+        self.conf, self.args = conf, args
+        self.systems: Dict[str, System] = conf["systems"]
+        self.expdir = Path(args.expdir)
+        self.out = Path(args.out_dir)
+        self.device = "cuda" if args.ngpu > 0 else "cpu"
+        self.run_args = shlex.split(conf.get("run_args", "")) + [
+            "--ngpu",
+            str(args.ngpu),
+            "--gpu_inference",
+            str(args.ngpu > 0).lower(),
+            "--expdir",
+            str(self.expdir),
+        ]
+
+    def exp(self, system: System) -> Path:
+        return self.expdir / f"almtok_{system.name}"
+
+    def run(self, cmd: List[str], what: str):
+        logging.info(f"{what}: {shlex.join(cmd)}")
+        if subprocess.run(cmd).returncode != 0:
+            sys.exit(f"benchmark: {what} failed (command above)")
+
+    def recipe(self, stage: int, stop_stage: int, *args: str, what: str):
+        self.run(
+            [self.args.run, "--stage", str(stage), "--stop_stage", str(stop_stage)]
+            + self.run_args
+            + list(args),
+            what,
+        )
+
+    def data(self):
+        ref = self.systems[self.conf["reference"]]
+        self.recipe(1, 4, "--stage2_config", ref.stage2_config, what="data and prior")
+
+    def train(self, system: System):
+        epochs = self.conf["epochs_per_stage"] * (1 if system.two_stage else 2)
+        steps = (
+            f"--max_epoch {epochs} --num_iters_per_epoch {self.conf['iters_per_epoch']}"
+        )
+        args = ["--tag", system.name, "--stage2_config", system.stage2_config]
+        args += ["--train_args", steps, "--inference_windows", self.window(system)]
+        args += ["--two_stage", str(system.two_stage).lower()]
+        first = 5
+        if system.stage1_config is not None:
+            args += ["--stage1_config", system.stage1_config]
+        elif system.stage1_from is not None:
+            source = self.systems[system.stage1_from]
+            args += ["--stage1_exp", str(self.exp(source) / "stage1")]
+            first = 6
+        self.recipe(first, 8, *args, what=f"{system.name}: training and scoring")
+
+    @staticmethod
+    def window(system: System) -> str:
+        """The decoding window: the inference window, or ``fixed`` for fixed rates."""
+        codec = yaml.safe_load(Path(system.stage2_config).read_text())
+        params = codec["codec_conf"].get("generator_params", {})
+        if codec["codec"] != "almtokenizer":
+            return "fixed"
+        return str(params.get("inference_window", 4))
+
+    def scores(self, system: System) -> Dict[str, Any]:
+        """Per test set: the summary of the recipe's scoring (RESULTS.json)."""
+        results = json.loads((self.exp(system) / "RESULTS.json").read_text())
+        return {Path(r["score_dir"]).parent.parent.name: r for r in results["results"]}
+
+    def model(self, system: System) -> Dict[str, str]:
+        """The decoded model's config and file, as stage 7 used them."""
+        # score_dir is <exp>/stage2/decode_<model>/<test set>/<window>/score
+        score_dir = Path(next(iter(self.scores(system).values()))["score_dir"])
+        decode, stage2 = score_dir.parents[2], score_dir.parents[3]
+        return dict(
+            train_config=str(stage2 / "config.yaml"),
+            model_file=str(stage2 / (decode.name[len("decode_") :] + ".pth")),
+        )
+
+    def dump_tokens(self, system: System):
+        model, window = self.model(system), self.window(system)
+        for split in ("train_set", "test_set"):
+            dset = self.conf["probe"][split]
+            cmd = [sys.executable, "-m", "espnet_almtok.bin.codec_inference"]
+            cmd += ["--train_config", model["train_config"]]
+            cmd += ["--model_file", model["model_file"], "--encode_only", "true"]
+            cmd += ["--ngpu", str(min(self.args.ngpu, 1))]
+            cmd += [
+                "--data_path_and_name_and_type",
+                f"dump/raw/{dset}/wav.scp,audio,sound",
+            ]
+            cmd += ["--output_dir", str(self.exp(system) / "probe" / dset)]
+            if window != "fixed":
+                cmd += ["--window_size", window]
+            self.run(cmd, f"{system.name}: tokens of {dset}")
+
+    def probe(self, system: System):
+        conf = dict(self.conf["probe"])
+        train, test = conf.pop("train_set"), conf.pop("test_set")
+        probe_dir = self.exp(system) / "probe"
+        cmd = [sys.executable, "-m", "espnet_almtok.bin.probe"]
+        cmd += ["--train_dir", str(probe_dir / train), "--train_data", f"data/{train}"]
+        cmd += ["--test_dir", str(probe_dir / test), "--test_data", f"data/{test}"]
+        cmd += ["--device", self.device, "--out", str(probe_dir / "probe.json")]
+        self.run(cmd + as_options(conf), f"{system.name}: content probe")
+
+    def speed(self):
+        conf = dict(self.conf["speed"])
+        names = conf.pop("systems")
+        cmd = [sys.executable, "-m", "espnet_almtok.bin.bench_speed"]
+        for name in names:
+            model = self.model(self.systems[name])
+            cmd += ["--system", f"{name}={model['train_config']}:{model['model_file']}"]
+        cmd += ["--reference", names[0], "--device", self.device]
+        cmd += ["--out_dir", str(self.out / "speed")]
+        self.run(cmd + as_options(conf), "speed and memory")
+
+
+def claims(report: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Whether the reference beats each baseline on ``CLAIM_METRICS``, per test set."""
+    ref = report["reference"]
+    rows = []
+    for base in report["baselines"]:
+        for dset, scores in report["systems"][ref]["scores"].items():
+            for metric in CLAIM_METRICS:
+                lower = dict((m, low) for m, _, low in METRICS)[metric]
+                ours = scores[metric]
+                theirs = report["systems"][base]["scores"].get(dset, {}).get(metric)
+                better = None
+                if ours is not None and theirs is not None:
+                    better = ours < theirs if lower else ours > theirs
+                rows.append(
+                    dict(
+                        test_set=dset,
+                        metric=metric,
+                        baseline=base,
+                        reference=ours,
+                        baseline_value=theirs,
+                        reference_better=better,
+                    )
+                )
+    return rows
+
+
+def collect(bench: Benchmark) -> Dict[str, Any]:
+    """Everything the stages wrote, as one report (``benchmark.json``)."""
+    from espnet_almtok.bin.count_params import count_configs
+
+    conf, systems = bench.conf, bench.systems
+    configs = {name: bench.model(s)["train_config"] for name, s in systems.items()}
+    counts = count_configs(list(configs.values()), configs[conf["reference"]])
+    report = dict(
+        config=bench.args.config,
+        reference=conf["reference"],
+        baselines=conf.get("baselines", []),
+        generator_steps=2 * conf["epochs_per_stage"] * conf["iters_per_epoch"],
+        device=bench.device,
+        systems={},
+    )
+    for name, system in systems.items():
+        scores = bench.scores(system)
+        probe = bench.exp(system) / "probe" / "probe.json"
+        role = "ablation"
+        if name == conf["reference"]:
+            role = "reference"
+        elif name in report["baselines"]:
+            role = "baseline"
+        report["systems"][name] = dict(
+            role=role,
+            training=("two-stage" if system.two_stage else "one-stage")
+            + (f" (stage 1 of {system.stage1_from})" if system.stage1_from else ""),
+            config=system.stage2_config,
+            params=counts[configs[name]]["codec_path"],
+            params_ratio=counts[configs[name]]["codec_path_ratio"],
+            bitrate=next(iter(scores.values()))["decode"]["bitrate"],
+            scores={
+                dset: {m: r["metrics"][m]["mean"] for m, _, _ in METRICS}
+                for dset, r in scores.items()
+            },
+            num_utts={dset: r["num_utts"] for dset, r in scores.items()},
+            probe=json.loads(probe.read_text()) if probe.exists() else None,
+        )
+    speed = bench.out / "speed" / "speed.json"
+    report["speed"] = json.loads(speed.read_text()) if speed.exists() else None
+    report["claims"] = claims(report)
+    return report
+
+
+def _fmt(value: Optional[float], fmt: str = "{:.3f}") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def markdown(report: Dict[str, Any], out: Path) -> str:
+    """The report as markdown (tables, then the plots written beside it)."""
+    from espnet_almtok.bin.summarize import markdown_table
+
+    systems = report["systems"]
+    text = [
+        f"# Benchmark ({report['config']})\n\n",
+        f"Every system: {report['generator_steps']} generator steps on the same "
+        f"data, seed and batches; decoded on {report['device']} at the bitrate in "
+        f"the table. Reference: `{report['reference']}`. Arrows: which way is "
+        "better.\n\n",
+    ]
+    header = ["system", "role", "training", "params (M)", "vs ref", "bit/s"]
+    header += [h + (" ↓" if low else " ↑") for _, h, low in METRICS]
+    test_sets = list(systems[report["reference"]]["scores"])
+    for dset in test_sets:
+        rows = []
+        for name, s in systems.items():
+            rows.append(
+                [name, s["role"], s["training"], f"{s['params'] / 1e6:.3f}"]
+                + [f"{s['params_ratio']:.2f}", _fmt(s["bitrate"], "{:.1f}")]
+                + [_fmt(s["scores"].get(dset, {}).get(m)) for m, _, _ in METRICS]
+            )
+        text += [f"## Reconstruction: {dset}\n\n", markdown_table(header, rows), "\n"]
+    if report["claims"]:
+        rows = [
+            [c["test_set"], c["metric"], c["baseline"], _fmt(c["reference"])]
+            + [_fmt(c["baseline_value"])]
+            + [{True: "yes", False: "no", None: "-"}[c["reference_better"]]]
+            for c in report["claims"]
+        ]
+        text += [
+            f"## Does `{report['reference']}` beat the baselines?\n\n",
+            markdown_table(
+                ["test set", "metric", "baseline", "reference", "baseline value"]
+                + ["reference better"],
+                rows,
+            ),
+            "\n",
+        ]
+    probes = {n: s["probe"] for n, s in systems.items() if s["probe"]}
+    if probes:
+        rows = [
+            [name, _fmt(p["ctc"]["cer_test"]), _fmt(p["ctc"]["cer_train"])]
+            + [_fmt(p["speaker"]["accuracy"]), _fmt(p["speaker"]["chance"])]
+            for name, p in probes.items()
+        ]
+        first = next(iter(probes.values()))
+        text += [
+            "## Content probe (frozen tokens)\n\n",
+            f"Layer {first['layer']} tokens, {first['steps']} steps per probe. CER: "
+            "CTC character recogniser trained on the probe's training set, tested "
+            "on its test set. Speaker: classifier over the speakers of both sets, "
+            "tested on held-out utterances.\n\n",
+            markdown_table(
+                ["system", "CER test ↓", "CER train", "speaker acc ↑", "chance"], rows
+            ),
+            "\n",
+        ]
+    if report["speed"]:
+        text += ["## Speed and memory\n\n", (out / "speed" / "speed.md").read_text()]
+        text += ["\n"]
+    text += ["## Plots\n\n"]
+    text += [f"![{p.stem}]({p.name})\n\n" for p in sorted(out.glob("*.png"))]
+    return "".join(text)
+
+
+def plots(report: Dict[str, Any], out: Path):
+    """Bar charts of reconstruction and probe results, one PNG each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = report["systems"]
+    names = list(systems)
+    colours = [
+        {"reference": "tab:red", "baseline": "tab:blue"}.get(
+            systems[n]["role"], "tab:gray"
+        )
+        for n in names
+    ]
+    test_sets = list(systems[report["reference"]]["scores"])
+    panels = [(d, m) for d in test_sets for m in CLAIM_METRICS]
+    probes = [n for n in names if systems[n]["probe"]]
+    if probes:
+        panels += [("probe", "cer_test"), ("probe", "accuracy")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (where, metric) in zip(axes, panels):
+        if where == "probe":
+            part = "ctc" if metric == "cer_test" else "speaker"
+            values = [
+                systems[n]["probe"][part][metric] if n in probes else math.nan
+                for n in names
+            ]
+            title = "probe CER ↓" if part == "ctc" else "probe speaker acc ↑"
+        else:
+            values = [systems[n]["scores"].get(where, {}).get(metric) for n in names]
+            values = [math.nan if v is None else v for v in values]
+            low = dict((m, lo) for m, _, lo in METRICS)[metric]
+            title = f"{where}: {metric} {'↓' if low else '↑'}"
+        ax.bar(range(len(names)), values, color=colours)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out / "benchmark.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, help="benchmark config (YAML)")
+    parser.add_argument("--run", default="./run.sh", help="the recipe's run.sh")
+    parser.add_argument("--ngpu", type=int, default=0, help="GPUs for training")
+    parser.add_argument("--expdir", default="exp/benchmark", help="experiments")
+    parser.add_argument(
+        "--out_dir", default=None, help="report folder (default: EXPDIR/results)"
+    )
+    parser.add_argument("--stage", type=int, default=1)
+    parser.add_argument("--stop_stage", type=int, default=6)
+    parser.add_argument(
+        "--systems", nargs="+", default=None, help="run stages 2-4 for these only"
+    )
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+def main(cmd: Optional[List[str]] = None):
+    args = get_parser().parse_args(cmd)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s (benchmark) %(levelname)s: %(message)s",
+    )
+    args.out_dir = args.out_dir or str(Path(args.expdir) / "results")
+    bench = Benchmark(read_config(args.config), args)
+    chosen = [bench.systems[n] for n in (args.systems or bench.systems)]
+
+    def wanted(stage: int) -> bool:
+        return args.stage <= stage <= args.stop_stage
+
+    if wanted(1):
+        bench.data()
+    for stage, step in ((2, bench.train), (3, bench.dump_tokens), (4, bench.probe)):
+        if wanted(stage):
+            for system in chosen:
+                step(system)
+    if wanted(5):
+        bench.speed()
+    if wanted(6):
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        report = collect(bench)
+        plots(report, out)
+        with atomic_path(out / "benchmark.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        with atomic_path(out / "benchmark.md") as tmp:
+            tmp.write_text(markdown(report, out))
+        logging.info(f"Report: {out / 'benchmark.md'}")
+
+
+if __name__ == "__main__":
+    main()
