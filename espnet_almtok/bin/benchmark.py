@@ -391,7 +391,8 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
         first = next(iter(probes.values()))
         text += [
             "## Content probe (frozen tokens)\n\n",
-            f"Layer {first['layer']} tokens, {first['steps']} steps per probe. CER: "
+            f"Layer {first['settings']['layer']} tokens, "
+            f"{first['settings']['steps']} steps per probe. CER: "
             "CTC character recogniser trained on the probe's training set, tested "
             "on its test set. Speaker: classifier over the speakers of both sets, "
             "tested on held-out utterances.\n\n",
