@@ -191,6 +191,28 @@ def test_cli_downmixes_and_resamples_with_warnings(
     assert (tmp_path / "out/failed.txt").read_text() == ""
 
 
+def test_cli_codes_at_the_window_given(model_dir, tmp_path, speechlike):
+    from espnet2.bin.gan_codec_inference import AudioCoding
+
+    x = speechlike(8000)
+    sf.write(tmp_path / "a.wav", x.numpy(), FS)
+    scp = write_scp(tmp_path / "wav.scp", {"a": tmp_path / "a.wav"})
+    out = tmp_path / "out"
+    extra = ("--window_size", "2", "--chunk_seconds", str(CHUNK))
+    assert run_cli(model_dir, scp, out, *extra) is None
+    codec = AudioCoding(model_dir / "config.yaml", model_dir / "model.pth").codec
+    with torch.no_grad():
+        expected, _ = codec.encode_chunked(x, window_size=2, chunk_seconds=CHUNK)
+    n_q = expected.size(0)
+    codes = kaldiio.load_scp(str(out / "codec/codec.scp"))["a"].reshape(-1, n_q).T
+    assert codes.shape == (n_q, math.ceil(8000 / (2 * HOP)))
+    assert np.array_equal(codes, expected[:, 0].numpy())
+    stats = json.loads((out / "decode_stats.json").read_text())
+    assert stats["window_size"] == 2 and stats["frame_shift"] == 2 * HOP
+    assert stats["token_rate"] == FS / (2 * HOP)
+    assert stats["chunk_seconds"] == pytest.approx(CHUNK)
+
+
 def test_cli_skips_bad_inputs_and_names_them(model_dir, tmp_path, caplog, speechlike):
     files = {}
     for i, key in enumerate(["good1", "good2", "good3"]):

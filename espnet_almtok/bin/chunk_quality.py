@@ -143,9 +143,15 @@ def chunk_quality(args) -> Dict[str, object]:
     from espnet2.fileio.read_text import read_2columns_text
 
     from espnet_almtok.bin.codec_inference import load_codec
+    from espnet_almtok.codec import ALMTokenizer
 
     device = "cuda" if args.ngpu >= 1 else "cpu"
     codec = load_codec(args.train_config, device, model_file=args.model_file)
+    if not isinstance(codec, ALMTokenizer):
+        raise ValueError(
+            f"{args.train_config} is a '{type(codec).__name__}' model; chunk "
+            "quality is measured for ALMTokenizer models"
+        )
     w = codec.window(args.window_size)
     fs = codec.fs
     chunk = codec.chunk_samples(args.chunk_seconds, w)

@@ -1,10 +1,13 @@
-"""Batched, chunked ALMTokenizer coding with ESPnet's codec-inference arguments.
+"""Batched, chunked coding with any ESPnet GAN codec, with ESPnet's arguments.
 
 Takes the arguments of ``python -m espnet2.bin.gan_codec_inference`` (the model is
-loaded by ESPnet's own ``AudioCoding``), plus ``--window_size`` (frames per
-token, i.e. the bitrate; default: the config's ``inference_window``) and
-``--chunk_seconds``. Unlike the stock CLI it decodes batches (``--batch_size``):
-each item is coded exactly as it would be alone.
+loaded by ESPnet's own ``AudioCoding``: ALMTokenizer, SoundStream, DAC, ...),
+plus ``--window_size`` (ALMTokenizer frames per token, i.e. the bitrate;
+default: the config's ``inference_window``; an error for the fixed-rate codecs)
+and ``--chunk_seconds``. Unlike the stock CLI it decodes batches
+(``--batch_size``): each item is coded exactly as it would be alone
+(``espnet_almtok.coding.ChunkedCoder``: ALMTokenizer batched, other codecs item
+by item).
 
 Input: one ``wav.scp`` as ``--data_path_and_name_and_type wav.scp,audio,sound``
 (optionally restricted to, and ordered by, the keys of ``--key_file``).
@@ -26,9 +29,9 @@ Writes under ``--output_dir``:
 * ``wav/<utt>.wav`` + ``wav/wav.scp``: the resynthesis at the model's rate,
   trimmed to the (resampled) input length;
 * ``failed.txt``: the keys that were skipped, one a line (empty if none);
-* ``decode_stats.json``: window, chunk seconds, bitrate and token rate from
-  ``meta_info()``, audio seconds, token steps, encode/decode seconds (for
-  real-time factors) and ``num_failed``.
+* ``decode_stats.json``: window (null for a fixed-rate codec), chunk seconds,
+  bitrate and token rate from ``meta_info()``, audio seconds, token steps,
+  encode/decode seconds (for real-time factors) and ``num_failed``.
 
 The scp files, ``failed.txt`` and ``decode_stats.json`` are written under
 temporary names and renamed once every input is done, ``decode_stats.json``
@@ -49,6 +52,7 @@ import kaldiio
 import numpy as np
 import soundfile as sf
 import torch
+from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 from typeguard import typechecked
@@ -65,12 +69,13 @@ def get_parser():
     from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS
 
     parser = espnet_parser()
-    parser.description = "ALMTokenizer batched, chunked codec inference"
+    parser.description = "Batched, chunked codec inference (any ESPnet GAN codec)"
     parser.add_argument(
         "--window_size",
         type=int_or_none,
         default=None,
-        help="Frames per token (default: the training config's inference_window)",
+        help="ALMTokenizer frames per token (default: the training config's "
+        "inference_window); not for fixed-rate codecs (SoundStream, DAC, ...)",
     )
     parser.add_argument(
         "--chunk_seconds",
@@ -153,8 +158,8 @@ def _sync(device: str):
         torch.cuda.synchronize()
 
 
-def load_codec(train_config: Optional[str], device: str, **kwargs):
-    """The ALMTokenizer of a trained model, loaded by ESPnet's AudioCoding.
+def load_codec(train_config: Optional[str], device: str, **kwargs) -> nn.Module:
+    """The codec of a trained model, loaded by ESPnet's AudioCoding.
 
     Args:
         train_config: The model's ``config.yaml``.
@@ -164,17 +169,9 @@ def load_codec(train_config: Optional[str], device: str, **kwargs):
     """
     from espnet2.bin.gan_codec_inference import AudioCoding
 
-    from espnet_almtok.codec import ALMTokenizer
-
     coder = AudioCoding.from_pretrained(
         train_config=train_config, device=device, **kwargs
     )
-    if not isinstance(coder.codec, ALMTokenizer):
-        raise ValueError(
-            f"{train_config} is a '{type(coder.codec).__name__}' model; this "
-            "CLI codes ALMTokenizer models (use espnet2.bin.gan_codec_inference "
-            "for others)"
-        )
     return coder.codec
 
 
@@ -186,6 +183,7 @@ def inference(args) -> Dict[str, Any]:
     """
     from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
+    from espnet_almtok.coding import ChunkedCoder
     from espnet_almtok.rates import bitrate
 
     if args.ngpu > 1:
@@ -203,9 +201,8 @@ def inference(args) -> Dict[str, Any]:
         seed=args.seed,
         always_fix_seed=args.always_fix_seed,
     )
-    window = codec.window(args.window_size)
-    chunk = codec.chunk_samples(args.chunk_seconds, window)
-    meta = codec.meta_info(window)
+    coder = ChunkedCoder(codec, args.window_size, args.chunk_seconds)
+    meta = coder.meta
     scp, inputs = read_inputs(args.data_path_and_name_and_type, args.key_file)
     loader = DataLoader(
         AudioInputs(inputs, meta["fs"], scp),
@@ -252,16 +249,12 @@ def inference(args) -> Dict[str, Any]:
             with torch.no_grad():
                 _sync(device)
                 start = time.perf_counter()
-                codes, n_tokens = codec.encode_chunked(
-                    audio, lengths, window, args.chunk_seconds
-                )
+                codes, n_tokens = coder.encode(audio, lengths)
                 _sync(device)
                 encoded = time.perf_counter()
                 seconds["encode_seconds"] += encoded - start
                 if not args.encode_only:
-                    wav = codec.decode_chunked(
-                        codes, window, n_tokens, args.chunk_seconds
-                    )
+                    wav = coder.decode(codes, n_tokens)
                     _sync(device)
                     seconds["decode_seconds"] += time.perf_counter() - encoded
             for i, key in enumerate(keys):
@@ -286,8 +279,8 @@ def inference(args) -> Dict[str, Any]:
             tmp["wav/wav.scp"].write_text("".join(wav_rows))
         tmp["failed.txt"].write_text("".join(f"{key}\n" for key in failed))
         summary = dict(
-            window_size=window,
-            chunk_seconds=chunk / meta["fs"],
+            window_size=coder.window,
+            chunk_seconds=coder.chunk / meta["fs"],
             **meta,
             bitrate=bitrate(meta),
             token_rate=meta["fs"] / meta["frame_shift"],

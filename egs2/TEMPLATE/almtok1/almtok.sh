@@ -11,11 +11,20 @@
 #      Without checkpoints: the log-mel FALLBACK (labelled so in the logs and files).
 #   4. k-means semantic prior: residual k-means, C/2 speech + C/2 sound centres per
 #      RVQ layer -> ${dumpdir}/kmeans/codebooks.npz (+ usage statistics).
-#   5. Stage-1 training (autoencoder + MAE): ESPnet stats collection, then training.
+#   5. Stage-1 training (autoencoder + MAE): ESPnet stats collection (audio shapes,
+#      the same for any config on the same data; kept beside ${stage1_exp}, so runs
+#      that share a stage-1 experiment share them), then training into ${stage1_exp}.
+#      With --two_stage false: stats only (with ${stage2_config}).
 #   6. Stage-2 training (full tokenizer): --init_param patchify/unpatchify from
-#      stage 1, --freeze_param patchify, codebook_file from stage 4.
+#      ${stage1_exp}, --freeze_param patchify, codebook_file from stage 4 (for
+#      ALMTokenizer configs with the k-means prior only). With --two_stage false:
+#      ${stage2_config} is trained from scratch, without --init_param and
+#      --freeze_param (SoundStream/DAC baselines, single-stage ablation).
+#      Ablations of stage 2 share the default's stage 1 with --stage1_exp.
 #   7. Decoding of every test set at every window in ${inference_windows}: codes
-#      (ark/scp) and wavs, batched, over ${inference_nj} jobs (GPU with --gpu_inference).
+#      (ark/scp) and wavs, batched, over ${inference_nj} jobs (GPU with --gpu_inference),
+#      long files in chunks of --chunk_seconds. Codecs without window_sizes in their
+#      config (SoundStream, DAC) are decoded once at their one rate: window "fixed".
 #   8. Scoring: mel/MR-STFT distance, SI-SNR, PESQ, STOI, real bitrate and RTF per
 #      utterance and set, spectrogram images, and ${codec_exp}/RESULTS.md.
 #
@@ -84,11 +93,15 @@ stage1_config=conf/train_almtok_stage1.yaml
 stage2_config=conf/train_almtok_stage2.yaml
 train_args=""        # Extra arguments for both training stages.
 tag=""               # Experiment name suffix (default: the stage-2 config name).
+two_stage=true       # false: no stage 1; stage 6 trains ${stage2_config} from scratch.
+stage1_exp=""        # Stage-1 experiment of stages 5 and 6 (default: ${codec_exp}/stage1).
 stage1_model=valid.mel_loss.best.pth  # Stage-1 checkpoint that stage 2 starts from.
 
 # Decoding and scoring
 inference_model=valid.mel_loss.best.pth
-inference_windows="" # Windows to decode at (default: the stage-2 window_sizes).
+inference_windows="" # Windows to decode at (default: the stage-2 window_sizes, or
+                     # "fixed" for codecs without them).
+chunk_seconds=""     # Decode in chunks of this many seconds (default: codec_inference's).
 inference_batch_size=8
 num_plots=3          # Spectrogram images per test set and window.
 
@@ -106,7 +119,8 @@ speechlm_inference_args="--maxlenratio 2.0"  # Extra speechlm_inference argument
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--ngpu N] [--fs HZ] \
 [--train_set S] [--valid_set S] [--test_sets 'A B'] [--stage1_config F] [--stage2_config F] \
-[--w2v_checkpoint P] [--beats_checkpoint P] [--inference_windows '4 2'] ... (see the header)"
+[--two_stage true|false] [--stage1_exp DIR] [--w2v_checkpoint P] [--beats_checkpoint P] \
+[--inference_windows '4 2'] [--chunk_seconds S] ... (see the header)"
 
 log "$0 $*"
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../local/parse_options.sh"
@@ -115,9 +129,13 @@ log "$0 $*"
 
 [ -z "${tag}" ] && tag=$(basename "${stage2_config}" .yaml)
 codec_exp=${expdir}/almtok_${tag}
-stage1_exp=${codec_exp}/stage1
+[ -z "${stage1_exp}" ] && stage1_exp=${codec_exp}/stage1
 stage2_exp=${codec_exp}/stage2
-stats_dir=${codec_exp}/stats
+stats_dir=$(dirname "${stage1_exp}")/stats
+case "${two_stage}" in
+    true|false) ;;
+    *) log "Error: --two_stage must be true or false, not '${two_stage}'"; exit 1;;
+esac
 data_feats=${dumpdir}/raw
 inference_ngpu=0
 ${gpu_inference} && inference_ngpu=1
@@ -127,15 +145,19 @@ ${gpu_inference} && inference_device=cuda
 current="setup"
 trap 'log "Error: ${current} failed (exit $?); see the log named above"' ERR
 
-# Read a value from a YAML config: yaml_get FILE key.sub.key
+# Read a value from a YAML config: yaml_get FILE key.sub.key [DEFAULT]
+# A missing key gives DEFAULT, or an error without one.
 yaml_get() {
     ${python} -c "import sys, yaml
 v = yaml.safe_load(open(sys.argv[1]))
 for k in sys.argv[2].split('.'):
     if not isinstance(v, dict) or k not in v:
+        if len(sys.argv) > 3:
+            print(sys.argv[3])
+            sys.exit()
         sys.exit(f'{sys.argv[1]} has no {sys.argv[2]}')
     v = v[k]
-print(' '.join(map(str, v)) if isinstance(v, list) else v)" "$1" "$2"
+print(' '.join(map(str, v)) if isinstance(v, list) else v)" "$@"
 }
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
@@ -239,7 +261,9 @@ train() {
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     current="stage 5 (stats collection)"
-    log "Stage 5: collect stats -> ${stats_dir}"
+    _config=${stage1_config}
+    ${two_stage} || _config=${stage2_config}
+    log "Stage 5: collect stats with ${_config} -> ${stats_dir}"
     _logdir=${stats_dir}/logdir
     mkdir -p "${_logdir}"
     _nj=$(min "${nj}" "$(wc -l < "${data_feats}/${train_set}/wav.scp")" "$(wc -l < "${data_feats}/${valid_set}/wav.scp")")
@@ -256,39 +280,60 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     # shellcheck disable=SC2086
     ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
         ${python} -m espnet2.bin.gan_codec_train --collect_stats true --use_preprocessor true \
-            --config "${stage1_config}" "${train_inputs[@]}" \
+            --config "${_config}" "${train_inputs[@]}" \
             --train_shape_file "${_logdir}/train.JOB.scp" --valid_shape_file "${_logdir}/valid.JOB.scp" \
             --output_dir "${_logdir}/stats.JOB" ${train_args}
     # shellcheck disable=SC2086
     ${python} -m espnet2.bin.aggregate_stats_dirs --skip_sum_stats ${_dirs} --output_dir "${stats_dir}"
 
-    current="stage 5 (stage-1 training)"
-    log "Stage 5: stage-1 training -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
-    train "${stage1_exp}" "${stage1_config}"
+    if ${two_stage}; then
+        current="stage 5 (stage-1 training)"
+        log "Stage 5: stage-1 training -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
+        train "${stage1_exp}" "${stage1_config}"
+    else
+        log "Stage 5: --two_stage false: no stage-1 training"
+    fi
 fi
 
 codebooks=${dumpdir}/kmeans/codebooks.npz
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     current="stage 6 (stage-2 training)"
-    for f in "${stage1_exp}/${stage1_model}" "${codebooks}"; do
-        [ -f "${f}" ] || { log "Error: stage 6 needs ${f} (run stages 4 and 5 first)"; exit 1; }
-    done
-    _dim=$(${python} -c "import numpy as np, sys; print(np.load(sys.argv[1])['codebooks'].shape[-1])" "${codebooks}")
-    log "Stage 6: stage-2 training -> ${stage2_exp} with codebooks ${codebooks} (dim ${_dim}; log: ${stage2_exp}/train.log)"
-    _s1=${stage1_exp}/${stage1_model}
-    train "${stage2_exp}" "${stage2_config}" \
-        --codec_conf "generator_params.quantizer_params.codebook_file=${codebooks}" \
-        --codec_conf "generator_params.quantizer_params.codebook_dim=${_dim}" \
-        --init_param "${_s1}:codec.generator.patchify:codec.generator.patchify" \
-                     "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify" \
-        --freeze_param codec.generator.patchify
+    [ -f "${stats_dir}/train/audio_shape" ] || { log "Error: stage 6 needs ${stats_dir}/train/audio_shape (run stage 5 first)"; exit 1; }
+    _opts=()
+    _from="from scratch"
+    if ${two_stage}; then
+        _s1=${stage1_exp}/${stage1_model}
+        [ -f "${_s1}" ] || { log "Error: stage 6 needs ${_s1} (run stage 5 first)"; exit 1; }
+        _opts+=(--init_param "${_s1}:codec.generator.patchify:codec.generator.patchify"
+                             "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify"
+                --freeze_param codec.generator.patchify)
+        _from="from ${_s1}"
+    fi
+    # Only ALMTokenizer's k-means prior reads the codebook file: other codecs
+    # (and codebook_init: random) have no such keys or refuse a file.
+    _codec=$(yaml_get "${stage2_config}" codec)
+    _init=$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.codebook_init kmeans)
+    if [ "${_codec}" = almtokenizer ] && [ "${_init}" = kmeans ]; then
+        [ -f "${codebooks}" ] || { log "Error: stage 6 needs ${codebooks} (run stage 4 first)"; exit 1; }
+        _dim=$(${python} -c "import numpy as np, sys; print(np.load(sys.argv[1])['codebooks'].shape[-1])" "${codebooks}")
+        _opts+=(--codec_conf "generator_params.quantizer_params.codebook_file=${codebooks}"
+                --codec_conf "generator_params.quantizer_params.codebook_dim=${_dim}")
+        _from+=" with codebooks ${codebooks} (dim ${_dim})"
+    fi
+    log "Stage 6: ${_codec} training -> ${stage2_exp} ${_from} (log: ${stage2_exp}/train.log)"
+    train "${stage2_exp}" "${stage2_config}" "${_opts[@]}"
 fi
 
 if [ ${stop_stage} -ge 7 ] && [ -z "${inference_windows}" ]; then
     current="reading the decoding windows (set --inference_windows to skip)"
-    inference_windows=$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes)
+    inference_windows=$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes fixed)
 fi
-decode_dir() { echo "${stage2_exp}/decode_${inference_model%.pth}/$1/w$2"; }
+# Decoding directory of a test set at a window: decode_dir SET WINDOW
+decode_dir() {
+    local w=w$2
+    [ "$2" = fixed ] && w=fixed
+    echo "${stage2_exp}/decode_${inference_model%.pth}/$1/${w}"
+}
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     current="stage 7 (decoding)"
@@ -297,6 +342,9 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
             _dir=$(decode_dir "${dset}" "${w}")
             _logdir=${_dir}/logdir
             log "Stage 7: decoding ${dset} at window ${w} -> ${_dir} (logs: ${_logdir})"
+            _opts=()
+            [ "${w}" = fixed ] || _opts+=(--window_size "${w}")
+            [ -n "${chunk_seconds}" ] && _opts+=(--chunk_seconds "${chunk_seconds}")
             rm -rf "${_dir}"
             mkdir -p "${_logdir}"
             _nj=$(min "${inference_nj}" "$(wc -l < "${data_feats}/${dset}/wav.scp")")
@@ -306,7 +354,7 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
             ${python} "${ALMTOK_LOCAL}/split_scp.py" "${data_feats}/${dset}/wav.scp" ${_parts}
             ${decode_cmd} --gpu "${inference_ngpu}" JOB=1:"${_nj}" "${_logdir}/decode.JOB.log" \
                 ${python} -m espnet_almtok.bin.codec_inference --ngpu "${inference_ngpu}" \
-                    --batch_size "${inference_batch_size}" --window_size "${w}" \
+                    --batch_size "${inference_batch_size}" "${_opts[@]}" \
                     --data_path_and_name_and_type "${data_feats}/${dset}/wav.scp,audio,sound" \
                     --key_file "${_logdir}/keys.JOB.scp" \
                     --train_config "${stage2_exp}/config.yaml" \
@@ -323,11 +371,13 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     for dset in ${test_sets}; do
         for w in ${inference_windows}; do
             _dir=$(decode_dir "${dset}" "${w}")
+            _tag="${dset} w=${w}"
+            [ "${w}" = fixed ] && _tag="${dset} fixed"
             log "Stage 8: scoring ${dset} at window ${w} -> ${_dir}/score"
             ${train_cmd} "${_dir}/score/score.log" \
                 ${python} -m espnet_almtok.bin.score --ref_scp "${data_feats}/${dset}/wav.scp" \
                     --hyp_scp "${_dir}/wav/wav.scp" --decode_stats "${_dir}/decode_stats.json" \
-                    --out_dir "${_dir}/score" --tag "${dset} w=${w}" --num_plots "${num_plots}"
+                    --out_dir "${_dir}/score" --tag "${_tag}" --num_plots "${num_plots}"
             _score_dirs+=" ${_dir}/score"
         done
     done
