@@ -16,10 +16,12 @@ same metrics. Stages (``--stage``/``--stop_stage``):
 2. Per system: training for an equal budget, decoding of the test sets at the
    matched bitrate (ALMTokenizer systems at their ``inference_window``,
    fixed-rate codecs at their rate) and scoring. Every system gets
-   ``2 * epochs_per_stage * iters_per_epoch`` generator steps: two-stage systems
-   ``epochs_per_stage`` epochs per stage, one-stage systems (``config:``) twice
-   that; an ablation with ``stage1_from: NAME`` starts stage 2 from that
-   system's stage-1 model.
+   ``2 * epochs_per_stage`` epochs of ``iters_per_epoch`` iterations: two-stage
+   systems ``epochs_per_stage`` per stage, one-stage systems (``config:``) all
+   in one; an ablation with ``stage1_from: NAME`` starts stage 2 from that
+   system's stage-1 model. ESPnet's chunk iterator cuts each iteration's
+   utterances into several minibatches, so the report also gives the generator
+   steps each system really took (from its training logs).
 3. Per system: token dumps (``codec_inference --encode_only``) of the probe sets.
 4. Per system: the content probe (``espnet_almtok.bin.probe``).
 5. Speed and memory of the systems listed under ``speed`` (``bench_speed``).
@@ -47,6 +49,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import shlex
 import subprocess
 import sys
@@ -302,7 +305,8 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
         config=bench.args.config,
         reference=conf["reference"],
         baselines=conf.get("baselines", []),
-        generator_steps=2 * conf["epochs_per_stage"] * conf["iters_per_epoch"],
+        epochs=2 * conf["epochs_per_stage"],
+        iters_per_epoch=conf["iters_per_epoch"],
         device=bench.device,
         systems={},
     )
@@ -314,8 +318,14 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
             role = "reference"
         elif name in report["baselines"]:
             role = "baseline"
+        dirs = [bench.exp(system) / "stage2"]
+        if system.two_stage:
+            owner = systems[system.stage1_from] if system.stage1_from else system
+            dirs.append(bench.exp(owner) / "stage1")
+        steps = [trained_steps(d) for d in dirs]
         report["systems"][name] = dict(
             role=role,
+            generator_steps=None if None in steps else sum(steps),
             training=("two-stage" if system.two_stage else "one-stage")
             + (f" (stage 1 of {system.stage1_from})" if system.stage1_from else ""),
             config=system.stage2_config,
@@ -335,6 +345,20 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
     return report
 
 
+def trained_steps(exp: Path) -> Optional[int]:
+    """Generator steps of a training directory: the last cumulative count.
+
+    A resumed run that had nothing left to do logs no count, so every
+    ``train*.log`` is read.
+    """
+    counts = [
+        int(n)
+        for log in exp.glob("train*.log")
+        for n in re.findall(r"\[train\].*?total_count=(\d+)", log.read_text())
+    ]
+    return max(counts, default=None)
+
+
 def _fmt(value: Optional[float], fmt: str = "{:.3f}") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -348,19 +372,21 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
     systems = report["systems"]
     text = [
         f"# Benchmark ({report['config']})\n\n",
-        f"Every system: {report['generator_steps']} generator steps on the same "
-        f"data, seed and batches; decoded on {report['device']} at the bitrate in "
-        f"the table. Reference: `{report['reference']}`. Arrows: which way is "
-        "better.\n\n",
+        f"Every system: {report['epochs']} epochs of {report['iters_per_epoch']} "
+        "iterations in all (two-stage systems: half per stage) on the same data "
+        "with the same seed; `steps`: the generator steps it took. Decoded on "
+        f"{report['device']} at the bitrate in the table. Reference: "
+        f"`{report['reference']}`. Arrows: which way is better.\n\n",
     ]
-    header = ["system", "role", "training", "params (M)", "vs ref", "bit/s"]
+    header = ["system", "role", "training", "steps", "params (M)", "vs ref", "bit/s"]
     header += [h + (" ↓" if low else " ↑") for _, h, low in METRICS]
     test_sets = list(systems[report["reference"]]["scores"])
     for dset in test_sets:
         rows = []
         for name, s in systems.items():
             rows.append(
-                [name, s["role"], s["training"], f"{s['params'] / 1e6:.3f}"]
+                [name, s["role"], s["training"], _fmt(s["generator_steps"], "{}")]
+                + [f"{s['params'] / 1e6:.3f}"]
                 + [f"{s['params_ratio']:.2f}", _fmt(s["bitrate"], "{:.1f}")]
                 + [_fmt(s["scores"].get(dset, {}).get(m)) for m, _, _ in METRICS]
             )
