@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from espnet_almtok.bin.benchmark import claims, read_config
+from espnet_almtok.bin.benchmark import claims, markdown, plots, read_config
 
 SYSTEMS = {
     "almtok": {"stage1_config": "s1.yaml", "stage2_config": "s2.yaml"},
@@ -72,3 +72,57 @@ def test_claims_compare_the_reference_with_each_baseline():
         ("dac", "mel_distance"): False,
         ("dac", "stoi"): None,  # not measured: no verdict
     }
+
+
+def fake_report(tmp_path):
+    """A report as ``collect`` builds it, for two systems."""
+    probe = dict(
+        settings=dict(layer=1, steps=4),
+        ctc=dict(cer_test=0.9, cer_train=0.5),
+        speaker=dict(accuracy=0.5, chance=0.25),
+    )
+    system = dict(
+        role="reference",
+        training="two-stage",
+        generator_steps=10,
+        params=1e6,
+        params_ratio=1.0,
+        bitrate=225.0,
+        scores={"test": {m: 0.5 for m in ("mel_distance", "stoi")}},
+        probe=probe,
+    )
+    speed = dict(
+        settings=dict(device="cpu"),
+        systems={
+            n: dict(metrics={"encode_rtf@1s": 0.1, "encode_rtf@10s": 0.2})
+            for n in ("almtok", "dac")
+        },
+    )
+    (tmp_path / "speed").mkdir()
+    (tmp_path / "speed/speed.md").write_text("| speed table |\n")
+    report = dict(
+        config="bench.yaml",
+        reference="almtok",
+        baselines=["dac"],
+        epochs=2,
+        iters_per_epoch=5,
+        device="cpu",
+        systems={"almtok": system, "dac": {**system, "role": "baseline"}},
+        speed=speed,
+    )
+    report["systems"]["dac"]["scores"] = {"test": {"mel_distance": 0.4, "stoi": 0.6}}
+    report["claims"] = claims(report)
+    return report
+
+
+def test_report_tables_and_plots(tmp_path):
+    report = fake_report(tmp_path)
+    plots(report, tmp_path)
+    text = markdown(report, tmp_path)
+    assert "| almtok | reference | two-stage | 10 | 1.000 |" in text
+    assert "| test | stoi | dac | 0.500 | 0.600 | no |" in text
+    assert "| almtok | 0.900 | 0.500 | 0.500 | 0.250 |" in text
+    assert "| speed table |" in text
+    for png in ("benchmark.png", "speed.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({png})" in text

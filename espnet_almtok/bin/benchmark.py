@@ -472,10 +472,36 @@ def plots(report: Dict[str, Any], out: Path):
         ax.bar(range(len(names)), values, color=colours)
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
+    save(fig, out / "benchmark.png")
+    if report["speed"]:
+        save(speed_figure(report["speed"], plt), out / "speed.png")
+
+
+def save(fig, path: Path):
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    with atomic_path(out / "benchmark.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def speed_figure(speed: Dict[str, Any], plt):
+    """Encode and decode real-time factors against input length, per system."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for ax, op in zip(axes, ("encode", "decode")):
+        for name, row in speed["systems"].items():
+            points = sorted(
+                (float(m.group(1)), v)
+                for k, v in row["metrics"].items()
+                if (m := re.fullmatch(rf"{op}_rtf@([\d.]+)s", k))
+            )
+            ax.plot(*zip(*points), marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("input (s)")
+        ax.set_title(f"{op} RTF ↓ ({speed['settings']['device']})", fontsize=9)
+    axes[0].legend(fontsize=8)
+    return fig
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -8,3 +8,6 @@ export PYTHONIOENCODING=UTF-8
 # ESPnet 202412's SpeechLM (stages 9-12 put it first on PYTHONPATH; see
 # tools/setup_speechlm.sh).
 export ALMTOK_SPEECHLM=${ALMTOK_ROOT}/tools/speechlm/espnet-202412
+# One thread per process, as ESPnet's recipes: jobs run side by side, and
+# oversubscribed cores slow CPU training many times over.
+export OMP_NUM_THREADS=1
