@@ -109,6 +109,21 @@ def fake_report(tmp_path):
         device="cpu",
         systems={"almtok": system, "dac": {**system, "role": "baseline"}},
         speed=speed,
+        chunk=dict(
+            num_utts=2,
+            wav_scp="test.scp",
+            chunk_seconds=0.96,
+            num_boundaries=3,
+            boundary_seconds=0.2,
+            token_agreement=[1.0, 0.5],
+            **{
+                region: {
+                    system: {"mel_distance": {"mean": 0.7}, "si_snr": {"mean": -3.0}}
+                    for system in ("chunked", "whole")
+                }
+                for region in ("boundary", "interior", "utterance")
+            },
+        ),
     )
     report["systems"]["dac"]["scores"] = {"test": {"mel_distance": 0.4, "stoi": 0.6}}
     report["claims"] = claims(report)
@@ -123,6 +138,7 @@ def test_report_tables_and_plots(tmp_path):
     assert "| test | stoi | dac | 0.500 | 0.600 | no |" in text
     assert "| almtok | 0.900 | 0.500 | 0.500 | 0.250 |" in text
     assert "| speed table |" in text
+    assert "| boundary | chunked | 0.700 | -3.000 |" in text and "1.00, 0.50" in text
     for png in ("benchmark.png", "speed.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
         assert f"]({png})" in text

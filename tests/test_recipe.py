@@ -293,3 +293,81 @@ def test_a_failing_stage_names_itself_and_the_file(recipe):
 def test_a_finished_stage_can_be_rerun(recipe):
     proc = run(["./run.sh", "--stage", "8", "--stop_stage", "8"], recipe)
     assert "Successfully finished stages 8-8" in proc.stdout
+
+
+BENCH_SYSTEMS = {
+    "almtok": dict(
+        stage1_config="conf/tuning/train_almtok_tiny_stage1.yaml",
+        stage2_config="conf/tuning/train_almtok_tiny_stage2.yaml",
+    ),
+    "soundstream": dict(config="conf/baselines/tuning/train_soundstream_tiny.yaml"),
+    "no_ar": dict(
+        stage2_config="conf/ablations/tuning/train_almtok_no_ar.yaml",
+        stage1_from="almtok",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def benchmark(recipe):
+    """The benchmark at its tiniest: one system of each kind, a few steps."""
+    conf = dict(
+        iters_per_epoch=2,
+        epochs_per_stage=1,
+        reference="almtok",
+        baselines=["soundstream"],
+        systems=BENCH_SYSTEMS,
+        probe=dict(train_set="train_speech", test_set="test_speech", steps=4),
+        speed=dict(
+            systems=["almtok", "soundstream"],
+            durations=[1, 2],
+            repeats=1,
+            batch_size=2,
+            batch_seconds=1,
+            chunk_seconds=1,
+        ),
+        chunk=dict(test_set="test_speech", chunk_seconds=1.0, boundary_seconds=0.2),
+    )
+    (recipe / "bench.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+    # Stages 1-4 (data, prior) are the recipe fixture's.
+    run(["./benchmark.sh", "--config", "bench.yaml", "--stage", "2"], recipe)
+    return recipe / "exp/benchmark"
+
+
+def test_benchmark_trains_every_system_for_the_same_steps(benchmark):
+    for name, spec in BENCH_SYSTEMS.items():
+        stage2 = benchmark / f"almtok_{name}/stage2"
+        # 2 generator steps per epoch: one-stage systems get both stages' epochs.
+        epochs = 2 if "config" in spec else 1
+        assert (stage2 / f"{epochs}epoch.pth").exists()
+        assert not (stage2 / f"{epochs + 1}epoch.pth").exists()
+        assert (benchmark / f"almtok_{name}/stage1").exists() == (
+            "stage1_config" in spec
+        )
+
+
+def test_benchmark_report_is_well_formed(benchmark):
+    out = benchmark / "results"
+    report = json.loads((out / "benchmark.json").read_text())
+    systems = report["systems"]
+    assert list(systems) == list(BENCH_SYSTEMS)
+    assert systems["almtok"]["params_ratio"] == 1.0
+    assert {s["bitrate"] for s in systems.values()} == {225.0}  # matched
+    for s in systems.values():
+        assert set(s["scores"]) == set(TESTS)
+        for scores in s["scores"].values():
+            assert np.isfinite(scores["mel_distance"]) and 0 <= scores["stoi"] <= 1
+        assert (
+            0 <= s["probe"]["ctc"]["cer_test"]
+            and 0 <= s["probe"]["speaker"]["accuracy"] <= 1
+        )
+    # One verdict per baseline, test set and claimed metric.
+    assert len(report["claims"]) == 1 * len(TESTS) * 2
+    assert all(isinstance(c["reference_better"], bool) for c in report["claims"])
+    assert report["speed"]["ratios"]["almtok"]["throughput"] == 1.0
+    chunk = report["chunk"]
+    assert chunk["num_boundaries"] > 0 and len(chunk["token_agreement"]) == 3
+    table = (out / "benchmark.md").read_text()
+    for name in BENCH_SYSTEMS:
+        assert f"| {name} |" in table
+    assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

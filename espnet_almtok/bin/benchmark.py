@@ -24,7 +24,9 @@ same metrics. Stages (``--stage``/``--stop_stage``):
    steps each system really took (from its training logs).
 3. Per system: token dumps (``codec_inference --encode_only``) of the probe sets.
 4. Per system: the content probe (``espnet_almtok.bin.probe``).
-5. Speed and memory of the systems listed under ``speed`` (``bench_speed``).
+5. Speed and memory of the systems listed under ``speed`` (``bench_speed``), and
+   the reference's quality at chunk boundaries against whole-file coding on
+   ``chunk.test_set`` (``chunk_quality``).
 6. Report under ``--out_dir``: ``benchmark.json``, ``benchmark.md`` and plots.
 
 The benchmark config (YAML; unknown keys are refused)::
@@ -40,9 +42,11 @@ The benchmark config (YAML; unknown keys are refused)::
       no_mae: {stage2_config: D.yaml, stage1_from: almtok}
     probe: {train_set: train_speech, test_set: test_speech, steps: 300}
     speed: {systems: [almtok, soundstream, dac], durations: [10, 60, 600]}
+    chunk: {test_set: test_speech, chunk_seconds: 1.0, boundary_seconds: 0.2}
 
-Keys of ``probe`` and ``speed`` other than those named are passed on as options
-of ``espnet_almtok.bin.probe`` and ``espnet_almtok.bin.bench_speed``.
+Keys of ``probe``, ``speed`` and ``chunk`` other than those named are passed on
+as options of ``espnet_almtok.bin.probe``, ``bench_speed`` and ``chunk_quality``;
+a section left out skips its part.
 """
 
 import argparse
@@ -71,6 +75,7 @@ TOP_KEYS = {
     "systems",
     "probe",
     "speed",
+    "chunk",
 }
 SYSTEM_KEYS = {"config", "stage1_config", "stage2_config", "stage1_from"}
 # (metric, header, lower is better)
@@ -267,6 +272,22 @@ class Benchmark:
         cmd += ["--out_dir", str(self.out / "speed")]
         self.run(cmd + as_options(conf), "speed and memory")
 
+    def chunk_quality(self):
+        conf = dict(self.conf["chunk"])
+        dset = conf.pop("test_set")
+        model = self.model(self.systems[self.conf["reference"]])
+        cmd = [sys.executable, "-m", "espnet_almtok.bin.chunk_quality"]
+        cmd += ["--train_config", model["train_config"]]
+        cmd += ["--model_file", model["model_file"]]
+        cmd += [
+            "--wav_scp",
+            f"dump/raw/{dset}/wav.scp",
+            "--ngpu",
+            str(min(self.args.ngpu, 1)),
+        ]
+        cmd += ["--out", str(self.out / "chunk_quality.json")]
+        self.run(cmd + as_options(conf), "quality at chunk boundaries")
+
 
 def claims(report: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Whether the reference beats each baseline on ``CLAIM_METRICS``, per test set."""
@@ -339,8 +360,9 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
             num_utts={dset: r["num_utts"] for dset, r in scores.items()},
             probe=json.loads(probe.read_text()) if probe.exists() else None,
         )
-    speed = bench.out / "speed" / "speed.json"
-    report["speed"] = json.loads(speed.read_text()) if speed.exists() else None
+    for key, path in (("speed", "speed/speed.json"), ("chunk", "chunk_quality.json")):
+        path = bench.out / path
+        report[key] = json.loads(path.read_text()) if path.exists() else None
     report["claims"] = claims(report)
     return report
 
@@ -430,6 +452,29 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
     if report["speed"]:
         text += ["## Speed and memory\n\n", (out / "speed" / "speed.md").read_text()]
         text += ["\n"]
+    chunk = report["chunk"]
+    if chunk:
+        rows = [
+            [region, system]
+            + [
+                _fmt(chunk[region][system][m]["mean"])
+                for m in ("mel_distance", "si_snr")
+            ]
+            for region in ("boundary", "interior", "utterance")
+            for system in ("chunked", "whole")
+        ]
+        text += [
+            f"## Chunked against whole-file coding (`{report['reference']}`)\n\n",
+            f"{chunk['num_utts']} utterances of `{chunk['wav_scp']}` coded in chunks of "
+            f"{chunk['chunk_seconds']:.2f} s ({chunk['num_boundaries']} boundaries) "
+            f"and whole; regions of {chunk['boundary_seconds']:.2f} s either side of "
+            "each boundary, mid-chunk, and whole utterances. Tokens left unchanged "
+            "by chunking, per layer: "
+            + ", ".join(f"{a:.2f}" for a in chunk["token_agreement"])
+            + ".\n\n",
+            markdown_table(["region", "coding", "mel dist ↓", "SI-SNR (dB) ↑"], rows),
+            "\n",
+        ]
     text += ["## Plots\n\n"]
     text += [f"![{p.stem}]({p.name})\n\n" for p in sorted(out.glob("*.png"))]
     return "".join(text)
@@ -537,14 +582,18 @@ def main(cmd: Optional[List[str]] = None):
     def wanted(stage: int) -> bool:
         return args.stage <= stage <= args.stop_stage
 
+    # Sections left out of the config skip their stage.
+    has = bench.conf.__contains__
     if wanted(1):
         bench.data()
     for stage, step in ((2, bench.train), (3, bench.dump_tokens), (4, bench.probe)):
-        if wanted(stage):
+        if wanted(stage) and (stage == 2 or has("probe")):
             for system in chosen:
                 step(system)
-    if wanted(5):
+    if wanted(5) and has("speed"):
         bench.speed()
+    if wanted(5) and has("chunk"):
+        bench.chunk_quality()
     if wanted(6):
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
