@@ -19,9 +19,11 @@ same metrics. Stages (``--stage``/``--stop_stage``):
    ``2 * epochs_per_stage`` epochs of ``iters_per_epoch`` iterations: two-stage
    systems ``epochs_per_stage`` per stage, one-stage systems (``config:``) all
    in one; an ablation with ``stage1_from: NAME`` starts stage 2 from that
-   system's stage-1 model. ESPnet's chunk iterator cuts each iteration's
-   utterances into several minibatches, so the report also gives the generator
-   steps each system really took (from its training logs).
+   system's stage-1 model. ESPnet's chunk iterator counts utterances drawn (the
+   same ones for every system, by seed and epoch), not minibatches: each
+   utterance gives as many chunks as its length allows, and it has no limit in
+   steps. So the report also gives the generator steps each system really took
+   (from its training logs); they differ by the chunk counts of the epochs drawn.
 3. Per system: token dumps (``codec_inference --encode_only``) of the probe sets.
 4. Per system: the content probe (``espnet_almtok.bin.probe``).
 5. Speed and memory of the systems listed under ``speed`` (``bench_speed``), and
@@ -31,7 +33,7 @@ same metrics. Stages (``--stage``/``--stop_stage``):
 
 The benchmark config (YAML; unknown keys are refused)::
 
-    iters_per_epoch: 25        # overrides num_iters_per_epoch of every config
+    iters_per_epoch: 25        # overrides num_iters_per_epoch (utterances drawn)
     epochs_per_stage: 4
     run_args: ""               # extra ./run.sh arguments for every call
     reference: almtok          # the system the others are compared with

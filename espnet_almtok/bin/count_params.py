@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import yaml
 from torch import nn
 
 from espnet_almtok import registration
@@ -65,11 +66,17 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def build_codec(config: str) -> nn.Module:
-    """The codec of a training config, built as ESPnet's trainer builds it."""
+    """The codec of a config, built as ESPnet's trainer builds it.
+
+    Takes training configs and the ``config.yaml`` a training run writes (whose
+    extra keys the trainer's parser would refuse): the config's values replace
+    the parser's defaults, as ``--config`` does.
+    """
     registration.install()
     from espnet2.tasks.gan_codec import GANCodecTask
 
-    args = GANCodecTask.get_parser().parse_args(["--config", str(config)])
+    args = GANCodecTask.get_parser().parse_args([])
+    vars(args).update(yaml.safe_load(Path(config).read_text()))
     return GANCodecTask.build_model(args).codec
 
 
