@@ -314,6 +314,7 @@ def benchmark(recipe):
     conf = dict(
         iters_per_epoch=2,
         epochs_per_stage=1,
+        run_args="--test_sets test_speech",  # one test set keeps it short
         reference="almtok",
         baselines=["soundstream"],
         systems=BENCH_SYSTEMS,
@@ -334,10 +335,10 @@ def benchmark(recipe):
     return recipe / "exp/benchmark"
 
 
-def test_benchmark_trains_every_system_for_the_same_steps(benchmark):
+def test_benchmark_trains_every_system_for_the_same_epochs(benchmark):
     for name, spec in BENCH_SYSTEMS.items():
         stage2 = benchmark / f"almtok_{name}/stage2"
-        # 2 generator steps per epoch: one-stage systems get both stages' epochs.
+        # One-stage systems get both stages' epochs.
         epochs = 2 if "config" in spec else 1
         assert (stage2 / f"{epochs}epoch.pth").exists()
         assert not (stage2 / f"{epochs + 1}epoch.pth").exists()
@@ -353,8 +354,11 @@ def test_benchmark_report_is_well_formed(benchmark):
     assert list(systems) == list(BENCH_SYSTEMS)
     assert systems["almtok"]["params_ratio"] == 1.0
     assert {s["bitrate"] for s in systems.values()} == {225.0}  # matched
+    # Same stage 1, and stage 2 draws the same utterances: the same steps.
+    assert systems["almtok"]["generator_steps"] == systems["no_ar"]["generator_steps"]
+    assert systems["soundstream"]["generator_steps"] > 0
     for s in systems.values():
-        assert set(s["scores"]) == set(TESTS)
+        assert set(s["scores"]) == {"test_speech"}
         for scores in s["scores"].values():
             assert np.isfinite(scores["mel_distance"]) and 0 <= scores["stoi"] <= 1
         assert (
@@ -362,7 +366,7 @@ def test_benchmark_report_is_well_formed(benchmark):
             and 0 <= s["probe"]["speaker"]["accuracy"] <= 1
         )
     # One verdict per baseline, test set and claimed metric.
-    assert len(report["claims"]) == 1 * len(TESTS) * 2
+    assert len(report["claims"]) == 1 * 1 * 2
     assert all(isinstance(c["reference_better"], bool) for c in report["claims"])
     assert report["speed"]["ratios"]["almtok"]["throughput"] == 1.0
     chunk = report["chunk"]
