@@ -74,6 +74,7 @@ import numpy as np
 import torch
 
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS
 
 # Inputs at least this long are timed once (they take long enough alone).
@@ -91,7 +92,6 @@ OPTIONS = (
     "device",
     "num_threads",
 )
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 MIB = 2**20
 
 
@@ -181,11 +181,7 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch threads (default: torch's default)",
     )
-    parser.add_argument(
-        "--log_level",
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
@@ -316,7 +312,7 @@ def measure_system(spec: Dict[str, Any]) -> Dict[str, Any]:
     from espnet_almtok.coding import ChunkedCoder
     from espnet_almtok.rates import bitrate
 
-    logging.basicConfig(level=spec["log_level"], format=LOG_FORMAT)
+    setup_logging(spec["log_level"])
     if spec["num_threads"]:
         torch.set_num_threads(spec["num_threads"])
     device, repeats, name = spec["device"], spec["repeats"], spec["name"]
@@ -466,7 +462,7 @@ def markdown(result: Dict[str, Any]) -> str:
 def main(cmd: Optional[List[str]] = None):
     parser = get_parser()
     args = parser.parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
+    setup_logging(args.log_level)
     names = [name for name, _, _ in args.system]
     reference = args.reference or names[0]
     if len(set(names)) < len(names):

@@ -66,6 +66,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.config_check import check_keys
 
 TOP_KEYS = {
@@ -567,16 +568,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--systems", nargs="+", default=None, help="run stages 2-4 for these only"
     )
-    parser.add_argument("--log_level", default="INFO")
+    add_log_level(parser)
     return parser
 
 
 def main(cmd: Optional[List[str]] = None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (benchmark) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     args.out_dir = args.out_dir or str(Path(args.expdir) / "results")
     bench = Benchmark(read_config(args.config), args)
     chosen = [bench.systems[n] for n in (args.systems or bench.systems)]

@@ -45,6 +45,7 @@ import torch
 
 from espnet_almtok import registration
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS
 from espnet_almtok.features import load_audio
 from espnet_almtok.metrics import Scorer, si_snr
@@ -82,7 +83,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="Region scored either side of a boundary (at most a quarter chunk)",
     )
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: one GPU")
-    parser.add_argument("--log_level", default="INFO")
+    add_log_level(parser)
     return parser
 
 
@@ -219,10 +220,7 @@ def chunk_quality(args) -> Dict[str, object]:
 def main(cmd=None):
     registration.install()
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     result = chunk_quality(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:

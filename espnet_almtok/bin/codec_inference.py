@@ -59,6 +59,7 @@ from typeguard import typechecked
 
 from espnet_almtok import registration
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import setup_logging
 from espnet_almtok.features import load_audio
 
 
@@ -297,10 +298,7 @@ def main(cmd=None):
     registration.install()
     print(" ".join(sys.argv), file=sys.stderr)
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     summary = inference(args)
     if summary["num_failed"]:
         total = summary["num_failed"] + summary["num_utts"]

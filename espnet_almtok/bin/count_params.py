@@ -29,7 +29,6 @@ Example::
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -39,6 +38,7 @@ from torch import nn
 
 from espnet_almtok import registration
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.rates import bitrate
 
 
@@ -57,11 +57,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=0.2, help="allowed relative difference"
     )
     parser.add_argument("--out", default=None, help="also write the JSON here")
-    parser.add_argument(
-        "--log_level",
-        default="WARNING",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser, "WARNING")
     return parser
 
 
@@ -124,10 +120,7 @@ def count_configs(
 
 def main(cmd: Optional[List[str]] = None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     results = count_configs(args.config, args.reference, args.tolerance)
     text = json.dumps(results, indent=2) + "\n"
     print(text, end="")

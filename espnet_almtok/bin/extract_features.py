@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from espnet2.fileio.read_text import read_2columns_text
 
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.features import (
     CHECKPOINT_FORMATS,
     KINDS,
@@ -86,11 +87,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log_every", type=_count, default=100, help="utterances (0: end only)"
     )
-    parser.add_argument(
-        "--log_level",
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
@@ -104,10 +101,7 @@ def _crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
 
 def main(cmd=None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but no CUDA device is available")
     extractor = build_extractor(

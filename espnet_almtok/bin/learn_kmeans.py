@@ -34,6 +34,7 @@ import kaldiio
 import numpy as np
 
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.kmeans import default_num_speech, residual_kmeans
 from espnet_almtok.semantic_prior import save_codebooks
 
@@ -69,11 +70,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="label of the features (default: from the info.json next to each scp)",
     )
     parser.add_argument("--out", required=True, help="codebook file (.npz)")
-    parser.add_argument(
-        "--log_level",
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
@@ -126,10 +123,7 @@ def codebook_stats(usages: List[np.ndarray]) -> List[Dict]:
 
 def main(cmd: Optional[List[str]] = None):
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     if args.n_q < 1 or args.codebook_size < 1 or args.max_frames < 0:
         raise ValueError("--n_q and --codebook_size must be >= 1, --max_frames >= 0")
     scps = [args.speech_feats] + ([args.sound_feats] if args.sound_feats else [])

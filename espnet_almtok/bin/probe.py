@@ -54,6 +54,7 @@ from torch.nn.utils.rnn import pad_sequence
 from typeguard import typechecked
 
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.rates import bitrate
 
 # Codec properties that the train and test dumps must share.
@@ -518,22 +519,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log_every", type=positive, default=100, help="log the loss every N steps"
     )
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     """Run the probe CLI."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     probe(args)
 
 

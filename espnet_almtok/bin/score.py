@@ -50,6 +50,7 @@ from espnet_almtok.bin.summarize import (
     markdown_table,
     summary_row,
 )
+from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.metrics import (
     METRICS,
     Scorer,
@@ -249,22 +250,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log_every", type=int, default=50, help="log progress every N utterances"
     )
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     """Run the scoring CLI."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     # Per-utterance STFTs are small: extra threads cost more than they save
     # (tens of times slower on a 2-core machine).
     torch.set_num_threads(1)

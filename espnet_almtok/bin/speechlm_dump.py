@@ -24,6 +24,7 @@ import soundfile as sf
 import torch
 
 from espnet_almtok import registration, speechlm_data, speechlm_tokens
+from espnet_almtok.cli import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -212,9 +213,7 @@ def dump(args) -> None:
 
 
 def main(cmd=None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s"
-    )
+    setup_logging("INFO")
     args = get_parser().parse_args(cmd)
     try:
         dump(args)

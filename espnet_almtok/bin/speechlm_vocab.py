@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from espnet_almtok import registration, speechlm_data
+from espnet_almtok.cli import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -68,9 +69,7 @@ def merge(data_json, token_list_dir: Path) -> None:
 
 
 def main(cmd=None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s"
-    )
+    setup_logging("INFO")
     args = get_parser().parse_args(cmd)
     try:
         if args.command == "bpe":

@@ -1,0 +1,19 @@
+"""What the package's command-line tools share: the log level option and format."""
+
+import argparse
+import logging
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+
+
+def add_log_level(parser: argparse.ArgumentParser, default: str = "INFO") -> None:
+    """Add ``--log_level`` (any case) to ``parser``."""
+    parser.add_argument(
+        "--log_level", type=str.upper, default=default, choices=LOG_LEVELS
+    )
+
+
+def setup_logging(level: str) -> None:
+    """Log ``level`` and above to stderr, in ESPnet's format."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
