@@ -1,9 +1,13 @@
 """The benchmark driver's config checks and verdicts (the run itself: test_recipe)."""
 
+import json
+
+import kaldiio
+import numpy as np
 import pytest
 import yaml
 
-from espnet_almtok.bin.benchmark import claims, markdown, plots, read_config
+from espnet_almtok.bin.benchmark import claims, code_usage, markdown, plots, read_config
 
 SYSTEMS = {
     "almtok": {"stage1_config": "s1.yaml", "stage2_config": "s2.yaml"},
@@ -77,7 +81,7 @@ def test_claims_compare_the_reference_with_each_baseline():
 def fake_report(tmp_path):
     """A report as ``collect`` builds it, for two systems."""
     probe = dict(
-        settings=dict(layer=1, steps=4),
+        settings=dict(layer=1, steps=4, code_size=64),
         ctc=dict(cer_test=0.9, cer_train=0.5),
         speaker=dict(accuracy=0.5, chance=0.25),
     )
@@ -90,6 +94,7 @@ def fake_report(tmp_path):
         bitrate=225.0,
         scores={"test": {m: 0.5 for m in ("mel_distance", "stoi")}},
         probe=probe,
+        code_usage=[dict(size=64, used=3, perplexity=2.0)] * 2,
     )
     speed = dict(
         settings=dict(device="cpu"),
@@ -136,9 +141,23 @@ def test_report_tables_and_plots(tmp_path):
     text = markdown(report, tmp_path)
     assert "| almtok | reference | two-stage | 10 | 1.000 |" in text
     assert "| test | stoi | dac | 0.500 | 0.600 | no |" in text
-    assert "| almtok | 0.900 | 0.500 | 0.500 | 0.250 |" in text
+    assert "| almtok | 0.900 | 0.500 | 0.500 | 0.250 | 3 / 3 | 2.0 / 2.0 |" in text
     assert "| speed table |" in text
     assert "| boundary | chunked | 0.700 | -3.000 |" in text and "1.00, 0.50" in text
     for png in ("benchmark.png", "speed.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
         assert f"]({png})" in text
+
+
+def test_code_usage_counts_codes_and_perplexity(tmp_path):
+    (tmp_path / "codec").mkdir()
+    stats = dict(num_streams=2, code_size_per_stream=[4, 4], fs=16000, frame_shift=1280)
+    (tmp_path / "decode_stats.json").write_text(json.dumps(stats))
+    layers = np.array([[0, 1, 2, 3], [2, 2, 2, 2]])  # layer 2 collapsed
+    with kaldiio.WriteHelper(
+        f"ark,scp:{tmp_path}/codec/codec.ark,{tmp_path}/codec/codec.scp"
+    ) as w:
+        w["u1"] = layers.T.reshape(-1).astype(np.int32)  # time-major
+    usage = code_usage(tmp_path)
+    assert [u["used"] for u in usage] == [4, 1]
+    assert np.allclose([u["perplexity"] for u in usage], [4.0, 1.0])

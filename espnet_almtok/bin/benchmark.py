@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import yaml
 
 from espnet_almtok.atomic import atomic_path
@@ -337,6 +338,7 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
     for name, system in systems.items():
         scores = bench.scores(system)
         probe = bench.exp(system) / "probe" / "probe.json"
+        tokens = bench.exp(system) / "probe" / conf.get("probe", {}).get("test_set", "")
         role = "ablation"
         if name == conf["reference"]:
             role = "reference"
@@ -362,6 +364,7 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
             },
             num_utts={dset: r["num_utts"] for dset, r in scores.items()},
             probe=json.loads(probe.read_text()) if probe.exists() else None,
+            code_usage=code_usage(tokens) if probe.exists() else None,
         )
     for key, path in (("speed", "speed/speed.json"), ("chunk", "chunk_quality.json")):
         path = bench.out / path
@@ -382,6 +385,31 @@ def trained_steps(exp: Path) -> Optional[int]:
         for n in re.findall(r"\[train\].*?total_count=(\d+)", log.read_text())
     ]
     return max(counts, default=None)
+
+
+def code_usage(dump_dir: Path) -> List[Dict[str, float]]:
+    """Per RVQ layer of a token dump: codes used, and perplexity (e^entropy).
+
+    A collapsed codebook (one code for everything) carries nothing a probe can
+    read: these say whether a probe result means anything.
+    """
+    from espnet_almtok.bin.probe import read_dump
+
+    stats, codes, _ = read_dump(str(dump_dir))
+    usage = []
+    for layer, size in enumerate(stats["code_size_per_stream"]):
+        counts = np.bincount(
+            np.concatenate([c[layer] for c in codes.values()]), minlength=size
+        )
+        p = counts[counts > 0] / counts.sum()
+        usage.append(
+            dict(
+                size=size,
+                used=int((counts > 0).sum()),
+                perplexity=float(np.exp(-(p * np.log(p)).sum())),
+            )
+        )
+    return usage
 
 
 def _fmt(value: Optional[float], fmt: str = "{:.3f}") -> str:
@@ -437,6 +465,10 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
         rows = [
             [name, _fmt(p["ctc"]["cer_test"]), _fmt(p["ctc"]["cer_train"])]
             + [_fmt(p["speaker"]["accuracy"]), _fmt(p["speaker"]["chance"])]
+            + [
+                " / ".join(f"{u[key]:{fmt}}" for u in systems[name]["code_usage"])
+                for key, fmt in (("used", "d"), ("perplexity", ".1f"))
+            ]
             for name, p in probes.items()
         ]
         first = next(iter(probes.values()))
@@ -446,9 +478,13 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
             f"{first['settings']['steps']} steps per probe. CER: "
             "CTC character recogniser trained on the probe's training set, tested "
             "on its test set. Speaker: classifier over the speakers of both sets, "
-            "tested on held-out utterances.\n\n",
+            "tested on held-out utterances. Codes used and perplexity, per layer, "
+            f"on the test set ({first['settings']['code_size']} entries each): a "
+            "collapsed codebook carries nothing to probe.\n\n",
             markdown_table(
-                ["system", "CER test ↓", "CER train", "speaker acc ↑", "chance"], rows
+                ["system", "CER test ↓", "CER train", "speaker acc ↑", "chance"]
+                + ["codes used", "perplexity"],
+                rows,
             ),
             "\n",
         ]
