@@ -489,7 +489,10 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
             "\n",
         ]
     if report["speed"]:
-        text += ["## Speed and memory\n\n", (out / "speed" / "speed.md").read_text()]
+        speed = (out / "speed" / "speed.md").read_text()
+        # Its headings go one level under this section's.
+        speed = re.sub(r"^(#+) ", r"\1## ", speed, flags=re.M)
+        text += ["## Speed and memory\n\n", speed]
         text += ["\n"]
     chunk = report["chunk"]
     if chunk:
