@@ -90,6 +90,7 @@ METRICS = (
     ("pesq", "PESQ", False),
     ("stoi", "STOI", False),
 )
+LOWER_IS_BETTER = {metric: low for metric, _, low in METRICS}
 CLAIM_METRICS = ("mel_distance", "stoi")
 
 
@@ -300,12 +301,11 @@ def claims(report: Dict[str, Any]) -> List[Dict[str, Any]]:
     for base in report["baselines"]:
         for dset, scores in report["systems"][ref]["scores"].items():
             for metric in CLAIM_METRICS:
-                lower = dict((m, low) for m, _, low in METRICS)[metric]
                 ours = scores[metric]
                 theirs = report["systems"][base]["scores"].get(dset, {}).get(metric)
                 better = None
                 if ours is not None and theirs is not None:
-                    better = ours < theirs if lower else ours > theirs
+                    better = ours < theirs if LOWER_IS_BETTER[metric] else ours > theirs
                 rows.append(
                     dict(
                         test_set=dset,
@@ -554,8 +554,7 @@ def plots(report: Dict[str, Any], out: Path):
         else:
             values = [systems[n]["scores"].get(where, {}).get(metric) for n in names]
             values = [math.nan if v is None else v for v in values]
-            low = dict((m, lo) for m, _, lo in METRICS)[metric]
-            title = f"{where}: {metric} {'↓' if low else '↑'}"
+            title = f"{where}: {metric} {'↓' if LOWER_IS_BETTER[metric] else '↑'}"
         ax.bar(range(len(names)), values, color=colours)
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
