@@ -233,7 +233,7 @@ def test_stage11_tts_tokens_decode_to_audio(speechlm):
     for key, path in wavs.items():
         steps = tokens[key].reshape(-1, 3) - bias["codec"] - np.arange(3) * 64
         assert ((steps >= 0) & (steps < 64)).all(), key
-        info = sf.info(recipe / path)  # ESPnet lists paths from the recipe dir
+        info = sf.info(speechlm / path)  # ESPnet lists paths from the recipe dir
         assert info.samplerate == 16000
         assert info.frames == len(steps) * 1280 > 0  # plausible: one hop per step
     report = json.loads((speechlm / SLM_EXP / "RESULTS.json").read_text())
@@ -309,7 +309,7 @@ BENCH_SYSTEMS = {
 
 
 @pytest.fixture(scope="module")
-def benchmark(recipe):
+def bench_run(recipe):
     """The benchmark at its tiniest: one system of each kind, a few steps."""
     conf = dict(
         iters_per_epoch=2,
@@ -335,20 +335,20 @@ def benchmark(recipe):
     return recipe / "exp/benchmark"
 
 
-def test_benchmark_trains_every_system_for_the_same_epochs(benchmark):
+def test_benchmark_trains_every_system_for_the_same_epochs(bench_run):
     for name, spec in BENCH_SYSTEMS.items():
-        stage2 = benchmark / f"almtok_{name}/stage2"
+        stage2 = bench_run / f"almtok_{name}/stage2"
         # One-stage systems get both stages' epochs.
         epochs = 2 if "config" in spec else 1
         assert (stage2 / f"{epochs}epoch.pth").exists()
         assert not (stage2 / f"{epochs + 1}epoch.pth").exists()
-        assert (benchmark / f"almtok_{name}/stage1").exists() == (
+        assert (bench_run / f"almtok_{name}/stage1").exists() == (
             "stage1_config" in spec
         )
 
 
-def test_benchmark_report_is_well_formed(benchmark):
-    out = benchmark / "results"
+def test_benchmark_report_is_well_formed(bench_run):
+    out = bench_run / "results"
     report = json.loads((out / "benchmark.json").read_text())
     systems = report["systems"]
     assert list(systems) == list(BENCH_SYSTEMS)
