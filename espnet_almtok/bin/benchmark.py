@@ -24,7 +24,9 @@ same metrics. Stages (``--stage``/``--stop_stage``):
    utterance gives as many chunks as its length allows, and it has no limit in
    steps. So the report also gives the generator steps each system really took
    (from its training logs); they differ by the chunk counts of the epochs drawn.
-3. Per system: token dumps (``codec_inference --encode_only``) of the probe sets.
+3. Per system: token dumps (``codec_inference --encode_only``) of the probe sets
+   that stage 2 did not decode (a probe test set among the recipe's test sets
+   is read from its decoding).
 4. Per system: the content probe (``espnet_almtok.bin.probe``).
 5. Speed and memory of the systems listed under ``speed`` (``bench_speed``), and
    the reference's quality at chunk boundaries against whole-file coding on
@@ -239,10 +241,20 @@ class Benchmark:
             model_file=str(stage2 / (decode.name[len("decode_") :] + ".pth")),
         )
 
+    def token_dir(self, system: System, dset: str) -> Path:
+        """Token dump of a probe set: stage 7's codes for a decoded test set."""
+        scores = self.scores(system)
+        if dset in scores:
+            return Path(scores[dset]["score_dir"]).parent
+        return self.exp(system) / "probe" / dset
+
     def dump_tokens(self, system: System):
         model, window = self.model(system), self.window(system)
         for split in ("train_set", "test_set"):
             dset = self.conf["probe"][split]
+            out = self.token_dir(system, dset)
+            if out.parent.name != "probe":  # decoded by the recipe already
+                continue
             cmd = [sys.executable, "-m", "espnet_almtok.bin.codec_inference"]
             cmd += ["--train_config", model["train_config"]]
             cmd += ["--model_file", model["model_file"], "--encode_only", "true"]
@@ -251,7 +263,7 @@ class Benchmark:
                 "--data_path_and_name_and_type",
                 f"dump/raw/{dset}/wav.scp,audio,sound",
             ]
-            cmd += ["--output_dir", str(self.exp(system) / "probe" / dset)]
+            cmd += ["--output_dir", str(out)]
             if window != "fixed":
                 cmd += ["--window_size", window]
             self.run(cmd, f"{system.name}: tokens of {dset}")
@@ -259,11 +271,14 @@ class Benchmark:
     def probe(self, system: System):
         conf = dict(self.conf["probe"])
         train, test = conf.pop("train_set"), conf.pop("test_set")
-        probe_dir = self.exp(system) / "probe"
+        out = self.exp(system) / "probe" / "probe.json"
         cmd = [sys.executable, "-m", "espnet_almtok.bin.probe"]
-        cmd += ["--train_dir", str(probe_dir / train), "--train_data", f"data/{train}"]
-        cmd += ["--test_dir", str(probe_dir / test), "--test_data", f"data/{test}"]
-        cmd += ["--device", self.device, "--out", str(probe_dir / "probe.json")]
+        cmd += ["--train_dir", str(self.token_dir(system, train))]
+        cmd += ["--train_data", f"data/{train}"]
+        cmd += ["--test_dir", str(self.token_dir(system, test))]
+        cmd += ["--test_data", f"data/{test}"]
+        cmd += ["--device", self.device, "--out", str(out)]
+        out.parent.mkdir(parents=True, exist_ok=True)
         self.run(cmd + as_options(conf), f"{system.name}: content probe")
 
     def speed(self):
@@ -338,7 +353,7 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
     for name, system in systems.items():
         scores = bench.scores(system)
         probe = bench.exp(system) / "probe" / "probe.json"
-        tokens = bench.exp(system) / "probe" / conf.get("probe", {}).get("test_set", "")
+        tokens = bench.token_dir(system, conf.get("probe", {}).get("test_set", ""))
         role = "ablation"
         if name == conf["reference"]:
             role = "reference"
