@@ -319,18 +319,11 @@ def bench_run(recipe):
         baselines=["soundstream"],
         systems=BENCH_SYSTEMS,
         probe=dict(train_set="train_speech", test_set="test_speech", steps=4),
-        speed=dict(
-            systems=["almtok", "soundstream"],
-            durations=[1, 2],
-            repeats=1,
-            batch_size=2,
-            batch_seconds=1,
-            chunk_seconds=1,
-        ),
-        chunk=dict(test_set="test_speech", chunk_seconds=1.0, boundary_seconds=0.2),
+        # No speed and chunk sections: those stages are skipped (their scripts
+        # have tests of their own; the report's tables of them too).
     )
     (recipe / "bench.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
-    # Stages 1-4 (data, prior) are the recipe fixture's.
+    # Benchmark stage 1 (data and prior: the recipe's stages 1-4) is the fixture's.
     run(["./benchmark.sh", "--config", "bench.yaml", "--stage", "2"], recipe)
     return recipe / "exp/benchmark"
 
@@ -368,9 +361,7 @@ def test_benchmark_report_is_well_formed(bench_run):
     # One verdict per baseline, test set and claimed metric.
     assert len(report["claims"]) == 1 * 1 * 2
     assert all(isinstance(c["reference_better"], bool) for c in report["claims"])
-    assert report["speed"]["ratios"]["almtok"]["throughput"] == 1.0
-    chunk = report["chunk"]
-    assert chunk["num_boundaries"] > 0 and len(chunk["token_agreement"]) == 3
+    assert report["speed"] is None and report["chunk"] is None  # not configured
     table = (out / "benchmark.md").read_text()
     for name in BENCH_SYSTEMS:
         assert f"| {name} |" in table
