@@ -74,7 +74,7 @@ import numpy as np
 import torch
 
 from espnet_almtok.atomic import atomic_path
-from espnet_almtok.cli import add_log_level, setup_logging
+from espnet_almtok.cli import add_log_level, positive, setup_logging
 from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS
 
 # Inputs at least this long are timed once (they take long enough alone).
@@ -104,18 +104,6 @@ def parse_system(text: str) -> Tuple[str, str, Optional[str]]:
             f"expected NAME=CONFIG[:MODEL_FILE], got {text!r}"
         )
     return name, config, model_file or None
-
-
-def positive(kind: Callable) -> Callable:
-    """An argparse type: ``kind`` values greater than 0."""
-
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
 
 
 def key(seconds: float) -> str:
@@ -277,9 +265,8 @@ def timed(
 def load_codec(config: str, model_file: Optional[str], device: str) -> torch.nn.Module:
     """The codec of ``config``: trained from ``model_file``, else random (random
     codebooks too where the config's codebook file is missing)."""
-    from espnet2.bin.gan_codec_inference import AudioCoding
-
     from espnet_almtok import registration
+    from espnet_almtok.bin import codec_inference
     from espnet_almtok.bin.count_params import build_codec
 
     registration.install()
@@ -289,9 +276,7 @@ def load_codec(config: str, model_file: Optional[str], device: str) -> torch.nn.
             if buffer.isnan().any():  # the codebooks of a missing k-means file
                 buffer.normal_()
     else:
-        codec = AudioCoding.from_pretrained(
-            train_config=config, model_file=model_file, device=device
-        ).codec
+        codec = codec_inference.load_codec(config, device, model_file=model_file)
     return codec.to(device).eval()
 
 

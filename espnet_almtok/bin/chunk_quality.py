@@ -24,7 +24,8 @@ Metrics (``espnet_almtok.metrics``): ``mel_distance`` (lower is better) and
 settings, ``num_utts``, ``num_boundaries``, ``token_agreement`` (per RVQ layer,
 the fraction of tokens that chunked coding leaves unchanged), per region,
 system (``chunked``, ``whole``) and metric the ``mean`` over regions where it is
-defined and their ``count``, and ``per_utt`` rows (the same means per utterance). Utterances no longer than one
+defined, their ``count`` and ``num_nan`` (``score.nan_stats``), and ``per_utt``
+rows (the same means per utterance). Utterances no longer than one
 chunk have no boundary (chunked coding equals whole-file coding for them).
 
 Whole-file coding attends over the whole file, so its memory grows with the
@@ -45,6 +46,7 @@ import torch
 
 from espnet_almtok import registration
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.bin.score import nan_stats
 from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS
 from espnet_almtok.features import load_audio
@@ -134,11 +136,6 @@ def code_both_ways(codec, x: torch.Tensor, w: int, chunk_seconds: float):
     return dict(whole=whole, chunked=chunked), wavs
 
 
-def _mean(values: List[float]) -> Dict[str, object]:
-    defined = [v for v in values if not math.isnan(v)]
-    return dict(mean=float(np.mean(defined)) if defined else None, count=len(defined))
-
-
 def chunk_quality(args) -> Dict[str, object]:
     """Score chunked against whole-file coding; return the JSON contents."""
     from espnet2.fileio.read_text import read_2columns_text
@@ -190,7 +187,9 @@ def chunk_quality(args) -> Dict[str, object]:
             ]
             for m in METRICS:
                 values[region][system][m] += [s[m] for s in scores]
-                row[f"{region}_{system}_{m}"] = _mean([s[m] for s in scores])["mean"]
+                row[f"{region}_{system}_{m}"] = nan_stats([s[m] for s in scores])[
+                    "mean"
+                ]
         per_utt.append(row)
     if not per_utt:
         raise ValueError(f"{args.wav_scp}: no utterance could be coded")
@@ -208,7 +207,7 @@ def chunk_quality(args) -> Dict[str, object]:
         token_agreement=(agree / total).tolist(),
         **{
             region: {
-                system: {m: _mean(values[region][system][m]) for m in METRICS}
+                system: {m: nan_stats(values[region][system][m]) for m in METRICS}
                 for system in SYSTEMS
             }
             for region in REGIONS

@@ -44,6 +44,7 @@ import re
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import editdistance
 import kaldiio
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ from torch.nn.utils.rnn import pad_sequence
 from typeguard import typechecked
 
 from espnet_almtok.atomic import atomic_path
-from espnet_almtok.cli import add_log_level, setup_logging
+from espnet_almtok.cli import add_log_level, positive, setup_logging
 from espnet_almtok.rates import bitrate
 
 # Codec properties that the train and test dumps must share.
@@ -72,18 +73,8 @@ def normalize_text(text: str) -> str:
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
-    """Levenshtein distance between two sequences."""
-    try:
-        import editdistance
-
-        return editdistance.eval(a, b)
-    except ImportError:
-        row = list(range(len(b) + 1))
-        for i, x in enumerate(a, 1):
-            prev, row[0] = row[0], i
-            for j, y in enumerate(b, 1):
-                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-        return row[-1]
+    """Levenshtein distance between two sequences (ESPnet's ``editdistance``)."""
+    return editdistance.eval(a, b)
 
 
 def read_dump(dump_dir: str) -> Tuple[Dict, Dict[str, np.ndarray], str]:
@@ -480,13 +471,6 @@ def probe(args: argparse.Namespace) -> Dict:
     return result
 
 
-def positive(x: str) -> int:
-    """argparse type: an integer >= 1."""
-    if int(x) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {x}")
-    return int(x)
-
-
 def get_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(
@@ -498,26 +482,31 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_dir", required=True, help="test token dump dir")
     parser.add_argument("--test_data", required=True, help="test Kaldi data dir")
     parser.add_argument("--out", required=True, help="the result JSON")
-    parser.add_argument("--layer", type=positive, default=1, help="1-based RVQ layer")
     parser.add_argument(
-        "--steps", type=positive, default=2000, help="optimizer steps per probe"
+        "--layer", type=positive(int), default=1, help="1-based RVQ layer"
     )
-    parser.add_argument("--batch_size", type=positive, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--hidden", type=positive, default=256, help="probe width")
     parser.add_argument(
-        "--upsample", type=positive, default=4, help="CTC output frames per token"
+        "--steps", type=positive(int), default=2000, help="optimizer steps per probe"
+    )
+    parser.add_argument("--batch_size", type=positive(int), default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--hidden", type=positive(int), default=256, help="probe width")
+    parser.add_argument(
+        "--upsample", type=positive(int), default=4, help="CTC output frames per token"
     )
     parser.add_argument(
         "--spk_test_every",
-        type=positive,
+        type=positive(int),
         default=4,
         help="hold out every N-th utterance of each speaker for the speaker probe",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument(
-        "--log_every", type=positive, default=100, help="log the loss every N steps"
+        "--log_every",
+        type=positive(int),
+        default=100,
+        help="log the loss every N steps",
     )
     add_log_level(parser)
     return parser
