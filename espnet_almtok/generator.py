@@ -202,7 +202,7 @@ class ALMTokenizerGenerator(nn.Module):
         self._require_quantizer()
         x, num_windows = self.pad(x, lengths, w)
         e = self.patchify(x, num_windows * w)
-        h, _ = self.window_encoder(e, num_windows, w)
+        h, _ = self.window_encoder(self.to_units(e), num_windows, w)
         return self.quantizer.encode(h), num_windows
 
     def decode(
@@ -214,8 +214,16 @@ class ALMTokenizerGenerator(nn.Module):
             code_lengths = torch.full((codes.size(1),), codes.size(2))
         code_lengths = code_lengths.to(codes.device)
         z = self.quantizer.decode(codes)
-        frames = self.window_decoder(z, code_lengths, w)
+        frames = self.from_units(self.window_decoder(z, code_lengths, w))
         return self.unpatchify(frames, code_lengths * w)
+
+    def to_units(self, e: torch.Tensor) -> torch.Tensor:
+        """Patchify frames in the transformers' units (see ``FrameRMS``)."""
+        return e / self.patchify.frame_rms.scale()
+
+    def from_units(self, frames: torch.Tensor) -> torch.Tensor:
+        """Transformer outputs back at the scale UnPatchify was trained on."""
+        return frames * self.patchify.frame_rms.scale()
 
     def _mae_loss(
         self, e: torch.Tensor, num_windows: torch.Tensor, w: int
@@ -246,13 +254,14 @@ class ALMTokenizerGenerator(nn.Module):
         if self.training_stage == 1:
             audio_hat = self.unpatchify(e, frame_lengths)
             if self.mae is not None:
-                losses["mae"] = self._mae_loss(e, num_windows, w)
+                losses["mae"] = self._mae_loss(self.to_units(e), num_windows, w)
             return audio_hat[..., :length], losses
 
+        e = self.to_units(e)
         h, _ = self.window_encoder(e, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
         z_q, _, layers, losses["commit"] = self.quantizer(h, valid)
-        frames = self.window_decoder(z_q, num_windows, w)
+        frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:
             losses["mae"] = self._mae_loss(e, num_windows, w)

@@ -19,9 +19,56 @@ from torch import nn
 from typeguard import typechecked
 
 from espnet_almtok.config_check import accepted_keys, check_keys
+from espnet_almtok.initialization import init_variance_preserving
 from espnet_almtok.transformer import TransformerStack, length_mask
 
 PATCHIFY_KINDS = ("conv", "linear")
+
+
+class FrameRMS(nn.Module):
+    """Running RMS of the frames patchify makes, measured while it trains.
+
+    The transformers read and write frames in these units. Stage 1 leaves the
+    frames at whatever scale suits its decoder (RMS 0.04 on speech), while
+    transformer positions, tokens and layer-normalised outputs are unit-scale:
+    raw frames would be drowned at the encoder's input (two codes per layer, the
+    same output for every input), and unit-scale decoder outputs would overdrive
+    UnPatchify 25-fold. Saved with patchify, so stage 2 inherits it with
+    ``--init_param``.
+
+    Args:
+        momentum: Weight of each training batch in the running value.
+    """
+
+    @typechecked
+    def __init__(self, momentum: float = 0.01):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("rms", torch.zeros(()))  # 0: not measured yet
+
+    def update(self, frames: torch.Tensor, frame_lengths: Optional[torch.Tensor]):
+        """Fold a training batch of (B, T, dim) frames into the running RMS.
+
+        Only while patchify trains, i.e. its frames carry gradients: a frozen
+        patchify (stage 2) keeps the value UnPatchify was trained with.
+        """
+        if not (self.training and frames.requires_grad):
+            return
+        with torch.no_grad():
+            if frame_lengths is None:
+                power = frames.pow(2).mean()
+            else:
+                valid = ~length_mask(frame_lengths, frames.size(1))
+                power = frames.pow(2).mean(-1)[valid].mean()
+            rms = power.sqrt()
+            # No host sync: the first batch sets the value, later ones blend in.
+            self.rms.copy_(
+                torch.where(self.rms > 0, self.rms.lerp(rms, self.momentum), rms)
+            )
+
+    def scale(self) -> torch.Tensor:
+        """The running RMS (1 before any training batch)."""
+        return torch.where(self.rms > 0, self.rms, torch.ones_like(self.rms))
 
 
 class ConvPatchify(nn.Module):
@@ -34,12 +81,19 @@ class ConvPatchify(nn.Module):
         if causal:
             # Reflect padding would mirror later samples into the left pad.
             seanet_params.setdefault("pad_mode", "constant")
-        self.net = SEANetEncoder(dimension=dim, causal=causal, **seanet_params)
+        self.net = init_variance_preserving(
+            SEANetEncoder(dimension=dim, causal=causal, **seanet_params)
+        )
         self.hop = int(np.prod(self.net.ratios))
+        self.frame_rms = FrameRMS()
 
-    def forward(self, x: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, frame_lengths: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         """(B, 1, T * hop) waveform to (B, T, dim) frames."""
-        return self.net(x).transpose(1, 2)
+        e = self.net(x).transpose(1, 2)
+        self.frame_rms.update(e, frame_lengths)
+        return e
 
 
 class ConvUnPatchify(nn.Module):
@@ -49,7 +103,9 @@ class ConvUnPatchify(nn.Module):
     def __init__(self, dim: int, causal: bool = False, **seanet_params: Any):
         super().__init__()
         seanet_params.setdefault("lstm", 0)
-        self.net = SEANetDecoder(dimension=dim, causal=causal, **seanet_params)
+        self.net = init_variance_preserving(
+            SEANetDecoder(dimension=dim, causal=causal, **seanet_params)
+        )
         self.hop = int(np.prod(self.net.ratios))
 
     def forward(self, e: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
@@ -86,12 +142,15 @@ class LinearPatchify(_LinearPatches):
 
     def __init__(self, dim: int, **kwargs):
         super().__init__(dim, **kwargs)
-        self.proj = nn.Linear(self.hop, dim)
+        self.proj = init_variance_preserving(nn.Linear(self.hop, dim))
+        self.frame_rms = FrameRMS()
 
     def forward(self, x: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         patches = x.reshape(x.size(0), -1, self.hop)
         mask = length_mask(frame_lengths, patches.size(1))
-        return self.blocks(self.proj(patches), mask)
+        e = self.blocks(self.proj(patches), mask)
+        self.frame_rms.update(e, frame_lengths)
+        return e
 
 
 class LinearUnPatchify(_LinearPatches):
@@ -99,7 +158,7 @@ class LinearUnPatchify(_LinearPatches):
 
     def __init__(self, dim: int, **kwargs):
         super().__init__(dim, **kwargs)
-        self.proj = nn.Linear(dim, self.hop)
+        self.proj = init_variance_preserving(nn.Linear(dim, self.hop))
 
     def forward(self, e: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         mask = length_mask(frame_lengths, e.size(1))

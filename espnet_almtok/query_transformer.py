@@ -73,9 +73,8 @@ class QueryEncoder(_QueryTransformer):
             MAE decoder reads.
         """
         b, t, d = frames.shape
-        frame_out, query_out = self._run(
-            frames, self.token.expand(b, t // w, d), num_windows, w
-        )
+        queries = self.token + frames.view(b, t // w, w, d).mean(2)
+        frame_out, query_out = self._run(frames, queries, num_windows, w)
         return query_out, frame_out
 
 
@@ -86,5 +85,5 @@ class QueryDecoder(_QueryTransformer):
         self, tokens: torch.Tensor, num_windows: torch.Tensor, w: int
     ) -> torch.Tensor:
         """Decode (B, N, dim) vectors into (B, N * w, dim) frames."""
-        b, n, d = tokens.shape
-        return self._run(self.token.expand(b, n * w, d), tokens, num_windows, w)[0]
+        masks = self.token + tokens.repeat_interleave(w, dim=1)
+        return self._run(masks, tokens, num_windows, w)[0]

@@ -12,6 +12,10 @@ archive with
 
 The codebooks are buffers: saved in the model file, never seen by an optimizer.
 Learnable linear layers map the encoder space into the codebook space and back.
+Since those maps absorb any per-dimension shift and scale, the file's centres
+are used in standardized coordinates (``standardize``): raw SSL or log-mel
+centres sit far from the origin at a scale unrelated to the encoder's, where
+every vector the encoder can produce at first is nearest to one entry.
 
 For ablations the codebooks can instead be trainable parameters
 (``trainable_codebooks: true``), initialised from the file or at random
@@ -28,6 +32,7 @@ from torch import nn
 from typeguard import typechecked
 
 from espnet_almtok.atomic import atomic_path
+from espnet_almtok.initialization import init_variance_preserving
 
 
 @typechecked
@@ -84,6 +89,22 @@ def load_codebooks(
         raise ValueError(f"codebook file {path} contains NaN or infinite values")
     meta = {k: str(v) for k, v in arrays.items() if k != "codebooks"}
     return torch.from_numpy(books.astype(np.float32)), meta
+
+
+def standardize(books: torch.Tensor) -> torch.Tensor:
+    """Centre and scale residual codebooks by their first layer's statistics.
+
+    Layer 1 holds centres of the features, deeper layers centres of residuals
+    (already near zero): only layer 1 is shifted, and every layer is divided by
+    layer 1's per-dimension spread, so the residual layers keep their relative
+    scale. The result has the same nearest-entry structure up to the learnable
+    in/out projections, at the unit scale of the encoder's normalised output.
+    """
+    mean = books[0].mean(0)
+    std = books[0].std(0).clamp(min=1e-5)
+    shift = torch.zeros_like(books[:, :1])
+    shift[0] = mean
+    return (books - shift) / std
 
 
 CODEBOOK_INITS = ("kmeans", "random")
@@ -151,6 +172,7 @@ class SemanticPriorRVQ(nn.Module):
             books, meta = load_codebooks(
                 codebook_file, n_q, codebook_size, codebook_dim
             )
+            books = standardize(books)
             logging.info(
                 f"Loaded semantic-prior codebooks from {codebook_file}: {meta}"
             )
@@ -175,8 +197,8 @@ class SemanticPriorRVQ(nn.Module):
         self.trainable_codebooks = trainable_codebooks
         self.n_q = n_q
         self.codebook_size = codebook_size
-        self.in_proj = nn.Linear(dim, codebook_dim)
-        self.out_proj = nn.Linear(codebook_dim, dim)
+        self.in_proj = init_variance_preserving(nn.Linear(dim, codebook_dim))
+        self.out_proj = init_variance_preserving(nn.Linear(codebook_dim, dim))
 
     def _check_loaded(self):
         # Checked until a state dict has filled the codebooks, then never again:

@@ -86,7 +86,15 @@ def test_one_checkpoint_decodes_at_several_windows(tiny, speechlike, tmp_path):
             assert torch.equal(out["codec"], codes)
 
 
-def test_losses_and_gradients_reach_every_trainable_part(tiny, speechlike):
+def adversarial_tiny(**overrides) -> ALMTokenizer:
+    """The tiny codec with the GAN on from the first step."""
+    torch.manual_seed(0)
+    conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
+    return ALMTokenizer(**{**conf, "adversarial_start_step": 0, **overrides})
+
+
+def test_losses_and_gradients_reach_every_trainable_part(speechlike):
+    tiny = adversarial_tiny()
     x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
     out = tiny(x, forward_generator=True)
     stats = out["stats"]
@@ -103,6 +111,57 @@ def test_losses_and_gradients_reach_every_trainable_part(tiny, speechlike):
     assert d_out["optim_idx"] == 1 and set(d_out["stats"]).isdisjoint(stats)
     d_out["loss"].backward()
     assert all(p.grad is not None for p in tiny.discriminator.parameters())
+
+
+def test_warm_up_trains_without_the_discriminator(speechlike, tmp_path):
+    tiny = adversarial_tiny(adversarial_start_step=2)
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    disc = {k: v.clone() for k, v in tiny.discriminator.state_dict().items()}
+    opt = torch.optim.Adam(tiny.discriminator.parameters(), lr=1e-2)
+    for step in range(3):
+        adversarial = step >= 2
+        g_out = tiny(x, forward_generator=True)
+        assert (g_out["stats"]["adv_loss"] is not None) == adversarial
+        assert (g_out["stats"]["feat_match_loss"] is not None) == adversarial
+        d_out = tiny(x, forward_generator=False)
+        d_out["loss"].sum().backward()  # what ESPnet's trainer does every turn
+        opt.step()
+        opt.zero_grad()
+        unchanged = all(
+            torch.equal(v, disc[k]) for k, v in tiny.discriminator.state_dict().items()
+        )
+        assert unchanged != adversarial, step
+    # The step count is saved: a resumed run stays past its warm-up.
+    torch.save(tiny.state_dict(), tmp_path / "model.pth")
+    resumed = adversarial_tiny(adversarial_start_step=2)
+    assert not resumed.adversarial
+    resumed.load_state_dict(torch.load(tmp_path / "model.pth"))
+    assert resumed.adversarial and int(resumed.generator_steps) == 3
+
+
+def test_dither_is_training_noise_shared_by_both_turns(speechlike, monkeypatch):
+    tiny = adversarial_tiny(dither=1e-3)
+    x = torch.zeros(2, 6400)  # digital silence
+    mel_targets, disc_inputs = [], []
+    mel, disc = tiny.mel_loss.forward, tiny.discriminator.forward
+    monkeypatch.setattr(
+        tiny.mel_loss,
+        "forward",
+        lambda y_hat, y: mel_targets.append(y) or mel(y_hat, y),
+    )
+    monkeypatch.setattr(
+        tiny.discriminator, "forward", lambda y: disc_inputs.append(y) or disc(y)
+    )
+    tiny(x, forward_generator=True)
+    tiny(x, forward_generator=False)
+    (real,) = mel_targets
+    assert real.std().item() == pytest.approx(1e-3, rel=0.05)
+    # The discriminator turn saw the same dithered audio (its last input).
+    assert torch.equal(disc_inputs[-1], real)
+    tiny.eval()
+    with torch.no_grad():
+        tiny(x, forward_generator=True)
+    assert torch.equal(mel_targets[1], x.unsqueeze(1))  # no dither in validation
 
 
 def test_frozen_codebooks_and_patchify_do_not_change(tiny, speechlike):

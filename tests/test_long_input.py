@@ -94,7 +94,10 @@ def test_chunked_coding_keeps_the_whole_file_shapes(tiny, speechlike):
             tiny.decode(last[..., k : k + per_chunk], w)
             for k in range(0, last.size(2), per_chunk)
         ]
-        assert torch.allclose(wav[4:5, :, : n[4] * unit], torch.cat(parts, -1))
+        # Batched and single-item decoding differ by float32 rounding only.
+        assert torch.allclose(
+            wav[4:5, :, : n[4] * unit], torch.cat(parts, -1), atol=1e-5
+        )
 
 
 @pytest.fixture(scope="module")

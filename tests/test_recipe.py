@@ -21,6 +21,8 @@ import yaml
 from conftest import ROOT
 from espnet2.fileio.npy_scp import NpyScpReader
 
+from espnet_almtok.semantic_prior import standardize
+
 EXP = "exp/almtok_train_almtok_tiny_stage2"
 TESTS = ("test_speech", "test_sound")
 WINDOWS = (2, 4)
@@ -108,7 +110,7 @@ def test_stage5_6_training_consumed_the_prior(recipe):
     s2 = torch.load(exp / "stage2/latest.pth", map_location="cpu")
     with np.load(recipe / "dump/kmeans/codebooks.npz") as f:
         books = torch.from_numpy(f["codebooks"])
-    assert torch.equal(s2["codec.generator.quantizer.codebooks"], books)
+    assert torch.allclose(s2["codec.generator.quantizer.codebooks"], standardize(books))
     patchify = [k for k in s1 if k.startswith("codec.generator.patchify.")]
     assert patchify and all(torch.equal(s1[k], s2[k]) for k in patchify)
     unpatchify = [k for k in s1 if k.startswith("codec.generator.unpatchify.")]
