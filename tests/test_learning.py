@@ -122,19 +122,18 @@ def held_out(clips):
 
 
 def check_follows_input(codec, clips, held_out):
-    """Outputs differ per input and beat the best constant output clearly."""
+    """Outputs follow their inputs: clearly closer to their own than to others'."""
     y = reconstruct(codec, held_out)
     x = held_out[:, None]
     mel = codec.mel_loss
     own = mel(y, x).item()
-    # The reconstruction of another input: what an input-blind codec gives.
+    # Scored against the reconstruction of another input: for a codec whose
+    # output ignores its input (the failure this guards) this equals ``own``.
     others = mel(y.roll(1, 0), x).item()
     constant = mel(fit_constant(mel, clips[0]).expand_as(x), x).item()
+    print(f"mel distance: own {own:.3f}, others {others:.3f}, constant {constant:.3f}")
     assert own < 0.7 * others, (own, others)
     assert own < 0.7 * constant, (own, constant)
-    corr = torch.corrcoef(y.squeeze(1))[~torch.eye(len(y), dtype=bool)]
-    assert corr.abs().mean() < 0.5, "different inputs gave (nearly) the same output"
-    return own
 
 
 def test_stage1_autoencoder_follows_its_input(stage1, clips, held_out):
@@ -168,4 +167,5 @@ def test_stage2_uses_many_codes_and_follows_its_input(
     with torch.no_grad():
         codes = torch.cat([codec.encode(torch.from_numpy(x)) for x in clips[1]], -1)
     used = [len(torch.unique(layer)) for layer in codes]
+    print(f"codes used per layer on {codes.size(-1)} unseen tokens: {used}")
     assert min(used) > 8, f"codes used per layer on unseen speech: {used}"
