@@ -28,13 +28,13 @@ pytestmark = pytest.mark.skipif(
 FS = 16000
 CHUNK = 6400  # the tiny configs' chunk_length
 STEPS = 250  # within the tiny configs' adversarial_start_step: mel + aux losses
-SENTENCES = [
-    "the birch canoe slid on the smooth planks",
-    "glue the sheet to the dark blue background",
-    "it is easy to tell the depth of a well",
-    "these days a chicken leg is a rare dish",
-    "rice is often served in round bowls",
-    "the juice of lemons makes fine punch",
+SENTENCES = [  # Harvard sentences, none of them in the recipe's corpus
+    "the stale smell of old beer lingers",
+    "a cup of sugar makes sweet fudge",
+    "the wide road shimmered in the hot sun",
+    "we talked of the side show in the circus",
+    "the young girl gave no clear response",
+    "the meal was cooked before the bell rang",
 ]
 
 
