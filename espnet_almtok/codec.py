@@ -194,7 +194,7 @@ class ALMTokenizer(AbsGANCodec):
         cache = self._cache
         self._cache = None
         if cache is not None and cache[0] is audio and cache[1] != forward_generator:
-            x, audio_hat, aux, adversarial = cache[2:]
+            x, audio_hat, aux, codes, adversarial = cache[2:]
         else:
             adversarial = self.adversarial  # one decision for both turns
             x = audio.unsqueeze(1)
@@ -202,16 +202,24 @@ class ALMTokenizer(AbsGANCodec):
                 x = x + self.dither * torch.randn_like(x)
             # Validation codes at the inference window, so its losses compare.
             w = self.generator.draw_window() if self.training else self.window()
-            audio_hat, aux = self.generator(x, w)
+            audio_hat, aux, codes = self.generator(x, w)
             if self.cache_generator_outputs:
-                self._cache = (audio, forward_generator, x, audio_hat, aux, adversarial)
+                self._cache = (
+                    audio,
+                    forward_generator,
+                    x,
+                    audio_hat,
+                    aux,
+                    codes,
+                    adversarial,
+                )
         if forward_generator:
             if self.training:
                 self.generator_steps += 1
-            return self._generator_turn(x, audio_hat, aux, adversarial)
+            return self._generator_turn(x, audio_hat, aux, codes, adversarial)
         return self._discriminator_turn(x, audio_hat, adversarial)
 
-    def _generator_turn(self, x, audio_hat, aux, adversarial) -> Dict[str, Any]:
+    def _generator_turn(self, x, audio_hat, aux, codes, adversarial) -> Dict[str, Any]:
         losses = dict(mel=self.mel_loss(audio_hat, x), **aux)
         if adversarial:
             p_hat = self.discriminator(audio_hat)
@@ -225,6 +233,11 @@ class ALMTokenizer(AbsGANCodec):
         if not adversarial:  # reported as NaN: not yet part of the loss
             stats.update(adv_loss=None, feat_match_loss=None)
         stats["loss"] = loss.item()
+        if codes is not None:
+            # Distinct entries each layer picks in this batch: a falling count
+            # is the first sign of codebook collapse.
+            for k, layer in enumerate(codes, 1):
+                stats[f"codes_used_{k}"] = float(layer.unique().numel())
         loss, stats, weight = force_gatherable((loss, stats, x.size(0)), loss.device)
         return {"loss": loss, "stats": stats, "weight": weight, "optim_idx": 0}
 

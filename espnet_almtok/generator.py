@@ -203,7 +203,8 @@ class ALMTokenizerGenerator(nn.Module):
         x, num_windows = self.pad(x, lengths, w)
         e = self.patchify(x, num_windows * w)
         h, _ = self.window_encoder(self.to_units(e), num_windows, w)
-        return self.quantizer.encode(h), num_windows
+        valid = ~length_mask(num_windows, h.size(1))
+        return self.quantizer.encode(h, valid), num_windows
 
     def decode(
         self, codes: torch.Tensor, w: int, code_lengths: Optional[torch.Tensor] = None
@@ -237,12 +238,15 @@ class ALMTokenizerGenerator(nn.Module):
             encoded = self.window_encoder(masked_e, num_windows, w)[1]
         return self.mae.loss(encoded, e, masked, frame_lengths)
 
-    def forward(self, x: torch.Tensor, w: int) -> Tuple[torch.Tensor, Dict]:
+    def forward(
+        self, x: torch.Tensor, w: int
+    ) -> Tuple[torch.Tensor, Dict, Optional[torch.Tensor]]:
         """Training pass on equal-length (B, 1, L) waveforms.
 
         Returns:
-            The reconstruction (B, 1, L) and a dict of auxiliary losses
-            (``commit``, ``mae``, ``ar``; those that apply).
+            The reconstruction (B, 1, L), a dict of auxiliary losses
+            (``commit``, ``mae``, ``ar``; those that apply) and the codes
+            (n_q, B, N) (None in stage 1).
         """
         length = x.size(-1)
         if self.training_stage == 1:
@@ -255,16 +259,16 @@ class ALMTokenizerGenerator(nn.Module):
             audio_hat = self.unpatchify(e, frame_lengths)
             if self.mae is not None:
                 losses["mae"] = self._mae_loss(self.to_units(e), num_windows, w)
-            return audio_hat[..., :length], losses
+            return audio_hat[..., :length], losses, None
 
         e = self.to_units(e)
         h, _ = self.window_encoder(e, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
-        z_q, _, layers, losses["commit"] = self.quantizer(h, valid)
+        z_q, codes, layers, losses["commit"] = self.quantizer(h, valid)
         frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:
             losses["mae"] = self._mae_loss(e, num_windows, w)
         if self.ar is not None:
             losses["ar"] = self.ar(layers, valid)
-        return audio_hat[..., :length], losses
+        return audio_hat[..., :length], losses, codes

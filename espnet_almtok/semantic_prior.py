@@ -17,6 +17,13 @@ are used in standardized coordinates (``standardize``): raw SSL or log-mel
 centres sit far from the origin at a scale unrelated to the encoder's, where
 every vector the encoder can produce at first is nearest to one entry.
 
+The projected encoder vectors are standardized too, per dimension over the
+batch's valid tokens (batch normalization without affine terms; running
+statistics at inference), so they keep layer 1's unit spread whatever the
+encoder does. Without it the commitment loss is cheapest when every token sits
+on one entry: a tiny stage 2 trained with ESPnet let its encoder's spread
+across tokens fall to a fifth and used 1-2 codes per layer from then on.
+
 For ablations the codebooks can instead be trainable parameters
 (``trainable_codebooks: true``), initialised from the file or at random
 (``codebook_init: random``); they then learn through a VQ-VAE codebook loss.
@@ -128,6 +135,8 @@ class SemanticPriorRVQ(nn.Module):
         random_codebooks_for_debugging: Shorthand for ``codebook_init: random``
             with frozen codebooks. Only for tests and debugging: the result has
             no semantic prior.
+        input_norm_momentum: Momentum of the running statistics that
+            standardize projected encoder vectors at inference.
     """
 
     @typechecked
@@ -141,6 +150,7 @@ class SemanticPriorRVQ(nn.Module):
         codebook_init: str = "kmeans",
         trainable_codebooks: bool = False,
         random_codebooks_for_debugging: bool = False,
+        input_norm_momentum: float = 0.01,
     ):
         super().__init__()
         self.missing_file = None
@@ -198,6 +208,8 @@ class SemanticPriorRVQ(nn.Module):
         self.n_q = n_q
         self.codebook_size = codebook_size
         self.in_proj = init_variance_preserving(nn.Linear(dim, codebook_dim))
+        self.input_norm = nn.BatchNorm1d(codebook_dim, affine=False)
+        self.input_norm_momentum = input_norm_momentum
         self.out_proj = init_variance_preserving(nn.Linear(codebook_dim, dim))
 
     def _check_loaded(self):
@@ -212,7 +224,30 @@ class SemanticPriorRVQ(nn.Module):
             )
         self.missing_file = None
 
-    def quantize(self, h: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def project(
+        self, h: torch.Tensor, valid: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Encoder vectors (B, N, dim) in standardized codebook space.
+
+        Batch statistics come from the ``valid`` (B, N) positions only; they
+        are used (and tracked) in training, running statistics otherwise.
+        """
+        z = self.in_proj(h)
+        if valid is None:
+            valid = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
+        norm = self.input_norm
+        if self.training:
+            # Plain averages over the first batches, exponential ones after:
+            # the running statistics never keep their arbitrary initial values.
+            seen = int(norm.num_batches_tracked) + 1
+            norm.momentum = max(self.input_norm_momentum, 1.0 / seen)
+        out = torch.zeros_like(z)
+        out[valid] = norm(z[valid])
+        return out
+
+    def quantize(
+        self, h: torch.Tensor, valid: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Residual nearest-entry search.
 
         Returns:
@@ -220,7 +255,7 @@ class SemanticPriorRVQ(nn.Module):
             chosen entries (each (B, N, codebook_dim)).
         """
         self._check_loaded()
-        residual = self.in_proj(h)
+        residual = self.project(h, valid)
         codes, pairs = [], []
         for k in range(self.n_q):
             book = self.codebooks[k]
@@ -251,7 +286,7 @@ class SemanticPriorRVQ(nn.Module):
             and the commitment loss (mean over valid positions and layers), plus
             the codebook loss when the codebooks train.
         """
-        codes, pairs = self.quantize(h)
+        codes, pairs = self.quantize(h, valid)
         weight = valid.unsqueeze(-1).to(h.dtype)
         denom = weight.sum().clamp(min=1) * self.codebooks.size(-1)
         commit = sum(((r - q.detach()).pow(2) * weight).sum() for r, q in pairs) / denom
@@ -267,9 +302,11 @@ class SemanticPriorRVQ(nn.Module):
         z_q = torch.stack(layers).sum(0)
         return self.out_proj(z_q), codes, layers, commit / self.n_q
 
-    def encode(self, h: torch.Tensor) -> torch.Tensor:
+    def encode(
+        self, h: torch.Tensor, valid: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Codes (n_q, B, N) of encoder vectors (B, N, dim)."""
-        return self.quantize(h)[0]
+        return self.quantize(h, valid)[0]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Encoder-space vectors (B, N, dim) of codes (n_q, B, N)."""

@@ -100,6 +100,10 @@ def test_losses_and_gradients_reach_every_trainable_part(speechlike):
     stats = out["stats"]
     for k in ("mae_loss", "ar_loss", "commit_loss", "mel_loss", "adv_loss"):
         assert math.isfinite(stats[k]) and stats[k] > 0, k
+    # Codebook usage is logged per layer: distinct entries in the batch.
+    n_q, size = tiny.generator.quantizer.n_q, tiny.generator.quantizer.codebook_size
+    used = [stats[f"codes_used_{k}"].item() for k in range(1, n_q + 1)]
+    assert all(1 <= u <= size and u == int(u) for u in used), used
     out["loss"].backward()
     missing = [
         n
@@ -210,6 +214,7 @@ def test_stage1_is_an_autoencoder_without_tokens(speechlike):
     assert not hasattr(model.generator, "quantizer")
     out = model(speechlike(6400)[None], forward_generator=True)
     assert out["stats"]["mae_loss"] > 0 and "commit_loss" not in out["stats"]
+    assert not any(k.startswith("codes_used") for k in out["stats"])
     with pytest.raises(RuntimeError, match="stage-1"):
         model.encode(speechlike(1000))
 

@@ -119,3 +119,28 @@ def test_model_file_supplies_codebooks_when_the_kmeans_file_is_gone(
         rebuilt.encode(h)
     rebuilt.load_state_dict(torch.load(tmp_path / "model.pth"))
     assert torch.equal(rebuilt.encode(h), trained.encode(h))
+
+
+def test_projected_vectors_are_standardized_so_a_narrow_encoder_still_spreads(
+    book_file,
+):
+    torch.manual_seed(0)
+    rvq = SemanticPriorRVQ(
+        6, n_q=3, codebook_size=16, codebook_dim=8, codebook_file=str(book_file)
+    )
+    # A collapsing encoder: every token near one vector, spread 1e-2.
+    h = torch.randn(6) + 1e-2 * torch.randn(4, 50, 6)
+    valid = torch.ones(4, 50, dtype=torch.bool)
+    codes = rvq(h, valid)[1]
+    assert min(layer.unique().numel() for layer in codes) >= 5  # of 16; 1 unnormalized
+    # Padded positions take no part in the statistics.
+    padded = torch.cat([h, torch.full((4, 10, 6), 1e3)], 1)
+    valid_padded = torch.cat([valid, torch.zeros(4, 10, dtype=torch.bool)], 1)
+    assert torch.equal(rvq(padded, valid_padded)[1][..., :50], codes)
+    # At inference, running statistics: each token's code is its own.
+    for _ in range(500):
+        rvq(h, valid)
+    rvq.eval()
+    assert torch.equal(rvq.encode(h[:1]), rvq.encode(h)[:, :1])
+    agree = (rvq.encode(h) == codes).float().mean((1, 2))
+    assert (agree > 0.9).all(), agree
