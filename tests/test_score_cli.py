@@ -85,6 +85,7 @@ def test_score_and_summarize(tmp_path, speechlike):
         *("--decode_stats", str(corpus / "decode_stats.json")),
         *("--out_dir", str(out), "--tag", "test w=4"),
         *("--num_plots", "2", "--log_every", "2"),
+        *("--speech_metrics", "false"),  # tests/test_speech_metrics.py has them
     )
     assert "resampling reconstructions from 24000 to 16000 Hz" in proc.stderr
     assert "scored 2/4" in proc.stderr and "scored 4/4" in proc.stderr

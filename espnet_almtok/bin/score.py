@@ -13,18 +13,27 @@ reconstruction; extra reconstructions are ignored. A reconstruction at another
 sample rate is resampled to the reference rate, then trimmed or zero-padded to
 the reference length (see ``espnet_almtok.metrics``).
 
+With ``--speech_metrics true`` (the default) the field's speech metrics of
+``espnet_almtok.speech_metrics`` are added, those whose package is installed:
+``dwer``, ``dnsmos``, ``dnsmos_orig`` and ``spk_sim`` always, ``wer`` and
+``wer_orig`` for the utterances that ``--text`` (a Kaldi ``text`` file) has.
+
 Files written to ``--out_dir``, each under a temporary name and then renamed,
 ``summary.json`` last (a run that stopped early leaves none):
 
 - ``per_utt.tsv``: a header line, then one tab-separated row per reference
   utterance in scp order: ``utt_id``, ``seconds`` (reference duration),
   ``hyp_len_diff`` (reconstruction minus reference samples, at the reference
-  rate), then the metrics of ``METRICS``; undefined values read ``nan``.
+  rate), then the metrics of ``METRICS`` and the speech metrics (WERs per
+  utterance); undefined values read ``nan``.
+- ``transcripts.tsv`` (with Whisper): ``utt_id``, ``text`` (reference or
+  empty), ``orig`` and ``recon`` (Whisper's transcripts of both).
 - ``summary.json``: ``tag``, ``num_utts``, ``ref_scp``, ``hyp_scp``,
   ``metrics`` (per metric: ``mean`` over the utterances where it is defined, or
-  null if none, ``count`` of those, ``num_nan`` of the others) and ``decode``
-  (the decoder's ``decode_stats.json`` plus ``real_bitrate`` in bit/s and
-  ``encode_rtf`` / ``decode_rtf``; null without ``--decode_stats``).
+  null if none, ``count`` of those, ``num_nan`` of the others; for the WERs
+  ``mean`` is the pooled WER, total errors over total reference words) and
+  ``decode`` (the decoder's ``decode_stats.json`` plus ``real_bitrate`` in
+  bit/s and ``encode_rtf`` / ``decode_rtf``; null without ``--decode_stats``).
 - ``summary.md``: the ``summarize`` table with this directory's row alone.
 - ``images/<utt_id>.png`` (``/`` in ids read ``_``): log-magnitude spectrograms
   of the reference above the reconstruction, for the first ``--num_plots``
@@ -41,6 +50,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from espnet2.fileio.sound_scp import SoundScpReader
+from espnet2.utils.types import str2bool
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -59,6 +69,7 @@ from espnet_almtok.metrics import (
     stft_magnitude,
 )
 from espnet_almtok.rates import bits_per_step
+from espnet_almtok.speech_metrics import WER_METRICS, SpeechScorer, pooled_wer
 
 DECODE_KEYS = (
     "window_size",
@@ -145,8 +156,28 @@ def plot_spectrograms(
         fig.savefig(tmp, format="png", dpi=80)
 
 
+def read_text(path: str) -> Dict[str, str]:
+    """Kaldi ``text``: ``utt_id transcript`` lines."""
+    texts = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        utt, _, text = line.strip().partition(" ")
+        if not text.strip():
+            logging.warning(f"{path}:{n}: {utt} has an empty transcript")
+        texts[utt] = text.strip()
+    return texts
+
+
 def _cell(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def write_tsv(path: Path, lines: Sequence[Sequence[str]]) -> None:
+    """Tab-separated lines (tabs and newlines inside cells become spaces)."""
+    clean = [[" ".join(str(c).split()) for c in line] for line in lines]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join("\t".join(x) + "\n" for x in clean), encoding="utf-8")
 
 
 def score(args: argparse.Namespace) -> Dict:
@@ -181,9 +212,20 @@ def score(args: argparse.Namespace) -> Dict:
             f"{args.ref_scp} {len(utt_ids)}"
         )
 
+    texts = read_text(args.text) if args.text else {}
+    if args.text:
+        untranscribed = sum(u not in texts for u in utt_ids)
+        if untranscribed:
+            logging.warning(
+                f"{args.text}: no transcript for {untranscribed} of {len(utt_ids)} "
+                "utterances: their wer and wer_orig are undefined"
+            )
+    speech = SpeechScorer() if args.speech_metrics else None
+    speech_metrics = speech.metrics if speech else []
+
     scorers: Dict[int, Scorer] = {}
     resampled = set()
-    rows = []
+    rows, wers, transcripts = [], [], []
     start = time.perf_counter()
     for i, utt in enumerate(utt_ids, 1):
         fs, ref = read_mono(refs, utt, args.ref_scp)
@@ -198,6 +240,12 @@ def score(args: argparse.Namespace) -> Dict:
         if fs not in scorers:
             scorers[fs] = Scorer(fs)
         metrics = scorers[fs](ref, hyp, utt)
+        if speech:
+            scores = speech(ref, hyp, fs, texts.get(utt), utt)
+            metrics.update(scores.values)
+            wers.append(scores.counts)
+            if scores.transcripts:
+                transcripts.append([utt, texts.get(utt, ""), *scores.transcripts])
         rows.append(
             dict(utt_id=utt, seconds=len(ref) / fs, hyp_len_diff=len_diff, **metrics)
         )
@@ -208,17 +256,27 @@ def score(args: argparse.Namespace) -> Dict:
             elapsed = time.perf_counter() - start
             logging.info(f"scored {i}/{len(utt_ids)} utterances in {elapsed:.1f} s")
 
-    columns = ["utt_id", "seconds", "hyp_len_diff", *METRICS]
-    lines = [columns] + [[_cell(row[c]) for c in columns] for row in rows]
-    with atomic_path(out / "per_utt.tsv") as tmp:
-        tmp.write_text("".join("\t".join(x) + "\n" for x in lines), encoding="utf-8")
+    columns = ["utt_id", "seconds", "hyp_len_diff", *METRICS, *speech_metrics]
+    write_tsv(
+        out / "per_utt.tsv", [columns] + [[_cell(r[c]) for c in columns] for r in rows]
+    )
+    if transcripts:
+        write_tsv(
+            out / "transcripts.tsv", [["utt_id", "text", "orig", "recon"]] + transcripts
+        )
+    metrics = {
+        m: nan_stats([row[m] for row in rows]) for m in (*METRICS, *speech_metrics)
+    }
+    for m in WER_METRICS:
+        if m in speech_metrics:
+            metrics[m] = pooled_wer([w[m] for w in wers])
 
     summary = dict(
         tag=tag,
         num_utts=len(rows),
         ref_scp=args.ref_scp,
         hyp_scp=args.hyp_scp,
-        metrics={m: nan_stats([row[m] for row in rows]) for m in METRICS},
+        metrics=metrics,
         decode=decode,
     )
     with atomic_path(out / "summary.md") as tmp:
@@ -247,6 +305,15 @@ def get_parser() -> argparse.ArgumentParser:
         "--tag", default=None, help="name of this run (default: out_dir's name)"
     )
     parser.add_argument("--num_plots", type=int, default=3, help="utterances to plot")
+    parser.add_argument(
+        "--text", default=None, help="Kaldi text of the references (for wer)"
+    )
+    parser.add_argument(
+        "--speech_metrics",
+        type=str2bool,
+        default=True,
+        help="add Whisper WERs, DNSMOS and speaker similarity",
+    )
     parser.add_argument(
         "--log_every", type=int, default=50, help="log progress every N utterances"
     )

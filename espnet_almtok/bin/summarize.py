@@ -34,6 +34,12 @@ COLUMNS = (
     ("SI-SNR (dB)", "metrics", "si_snr", "{:.2f}"),
     ("PESQ", "metrics", "pesq", "{:.3f}"),
     ("STOI", "metrics", "stoi", "{:.3f}"),
+    ("WER", "metrics", "wer", "{:.3f}"),
+    ("WER orig", "metrics", "wer_orig", "{:.3f}"),
+    ("dWER", "metrics", "dwer", "{:.3f}"),
+    ("DNSMOS", "metrics", "dnsmos", "{:.2f}"),
+    ("DNSMOS orig", "metrics", "dnsmos_orig", "{:.2f}"),
+    ("spk sim", "metrics", "spk_sim", "{:.3f}"),
     ("encode RTF", "decode", "encode_rtf", "{:.4f}"),
     ("decode RTF", "decode", "decode_rtf", "{:.4f}"),
 )
@@ -52,7 +58,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def summary_row(summary: Dict) -> List[str]:
     """The ``TABLE_HEADER`` cells of a ``summary.json``; ``-`` where unknown.
 
-    A metric some utterances lack reads ``mean (k NaN)``.
+    A metric some utterances lack reads ``mean (k NaN)``; one that was not
+    computed (a speech metric without its package, say) reads ``-``.
     """
     cells = [summary["tag"]]
     for _, source, key, fmt in COLUMNS:
@@ -60,7 +67,10 @@ def summary_row(summary: Dict) -> List[str]:
             value = (summary["decode"] or {}).get(key)
             cells.append("-" if value is None else fmt.format(value))
             continue
-        stats = summary["metrics"][key]
+        stats = summary["metrics"].get(key)
+        if stats is None:
+            cells.append("-")
+            continue
         cell = "-" if stats["mean"] is None else fmt.format(stats["mean"])
         if stats["num_nan"]:
             cell += f" ({stats['num_nan']} NaN)"

