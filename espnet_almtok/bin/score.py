@@ -96,10 +96,13 @@ def decode_summary(path: str) -> Dict:
     seconds = stats["audio_seconds"]
     if seconds <= 0:
         raise ValueError(f"{path}: audio_seconds must be positive, not {seconds}")
-    bits = bits_per_step(stats["code_size_per_stream"])
+    # Anchors (classic codecs) count their payload bits themselves.
+    bits = stats.get("num_bits")
+    if bits is None:
+        bits = stats["num_token_steps"] * bits_per_step(stats["code_size_per_stream"])
     return dict(
         stats,
-        real_bitrate=stats["num_token_steps"] * bits / seconds,
+        real_bitrate=bits / seconds,
         encode_rtf=stats["encode_seconds"] / seconds,
         decode_rtf=stats["decode_seconds"] / seconds,
     )
