@@ -203,8 +203,7 @@ class ALMTokenizerGenerator(nn.Module):
         x, num_windows = self.pad(x, lengths, w)
         e = self.patchify(x, num_windows * w)
         h, _ = self.window_encoder(self.to_units(e), num_windows, w)
-        valid = ~length_mask(num_windows, h.size(1))
-        return self.quantizer.encode(h, valid), num_windows
+        return self.quantizer.encode(h), num_windows
 
     def decode(
         self, codes: torch.Tensor, w: int, code_lengths: Optional[torch.Tensor] = None

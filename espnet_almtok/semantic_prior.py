@@ -18,9 +18,9 @@ centres sit far from the origin at a scale unrelated to the encoder's, where
 every vector the encoder can produce at first is nearest to one entry.
 
 The projected encoder vectors are standardized too, per dimension over the
-batch's valid tokens (batch normalization without affine terms; running
-statistics at inference), so they keep layer 1's unit spread whatever the
-encoder does. Without it the commitment loss is cheapest when every token sits
+batch's valid tokens in training (batch normalization without affine terms;
+running statistics in evaluation and whenever codes are asked for), so they
+keep layer 1's unit spread whatever the encoder does. Without it the commitment loss is cheapest when every token sits
 on one entry: a tiny stage 2 trained with ESPnet let its encoder's spread
 across tokens fall to a fifth and used 1-2 codes per layer from then on.
 
@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from typeguard import typechecked
 
@@ -225,37 +226,57 @@ class SemanticPriorRVQ(nn.Module):
         self.missing_file = None
 
     def project(
-        self, h: torch.Tensor, valid: Optional[torch.Tensor] = None
+        self, h: torch.Tensor, valid: torch.Tensor, batch_stats: bool
     ) -> torch.Tensor:
         """Encoder vectors (B, N, dim) in standardized codebook space.
 
-        Batch statistics come from the ``valid`` (B, N) positions only; they
-        are used (and tracked) in training, running statistics otherwise.
+        Args:
+            h: Encoder vectors.
+            valid: Bool (B, N), True at real (not padded) positions.
+            batch_stats: Standardize by the valid positions' statistics and
+                track them (training), or by the running statistics (coding).
         """
         z = self.in_proj(h)
-        if valid is None:
-            valid = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
         norm = self.input_norm
-        if self.training:
+        momentum = 0.0
+        if batch_stats:
+            norm.num_batches_tracked += 1
             # Plain averages over the first batches, exponential ones after:
             # the running statistics never keep their arbitrary initial values.
-            seen = int(norm.num_batches_tracked) + 1
-            norm.momentum = max(self.input_norm_momentum, 1.0 / seen)
+            seen = int(norm.num_batches_tracked)
+            momentum = max(self.input_norm_momentum, 1.0 / seen)
         out = torch.zeros_like(z)
-        out[valid] = norm(z[valid])
+        out[valid] = F.batch_norm(
+            z[valid],
+            norm.running_mean,
+            norm.running_var,
+            training=batch_stats,
+            momentum=momentum,
+            eps=norm.eps,
+        )
         return out
 
     def quantize(
-        self, h: torch.Tensor, valid: Optional[torch.Tensor] = None
+        self,
+        h: torch.Tensor,
+        valid: Optional[torch.Tensor] = None,
+        batch_stats: bool = False,
     ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Residual nearest-entry search.
+
+        Args:
+            h: Encoder vectors (B, N, dim).
+            valid: Bool (B, N), True at real positions (default: all).
+            batch_stats: See ``project``.
 
         Returns:
             Codes (n_q, B, N), and per layer the residual it quantized and the
             chosen entries (each (B, N, codebook_dim)).
         """
         self._check_loaded()
-        residual = self.project(h, valid)
+        if valid is None:
+            valid = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+        residual = self.project(h, valid, batch_stats)
         codes, pairs = [], []
         for k in range(self.n_q):
             book = self.codebooks[k]
@@ -286,7 +307,7 @@ class SemanticPriorRVQ(nn.Module):
             and the commitment loss (mean over valid positions and layers), plus
             the codebook loss when the codebooks train.
         """
-        codes, pairs = self.quantize(h, valid)
+        codes, pairs = self.quantize(h, valid, batch_stats=self.training)
         weight = valid.unsqueeze(-1).to(h.dtype)
         denom = weight.sum().clamp(min=1) * self.codebooks.size(-1)
         commit = sum(((r - q.detach()).pow(2) * weight).sum() for r, q in pairs) / denom
@@ -302,11 +323,14 @@ class SemanticPriorRVQ(nn.Module):
         z_q = torch.stack(layers).sum(0)
         return self.out_proj(z_q), codes, layers, commit / self.n_q
 
-    def encode(
-        self, h: torch.Tensor, valid: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """Codes (n_q, B, N) of encoder vectors (B, N, dim)."""
-        return self.quantize(h, valid)[0]
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Codes (n_q, B, N) of encoder vectors (B, N, dim).
+
+        Coding always standardizes by the running statistics, in training mode
+        too (ESPnet's CodecTokenizer, for one, never calls ``eval()``): each
+        token's code depends on that token alone.
+        """
+        return self.quantize(h)[0]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Encoder-space vectors (B, N, dim) of codes (n_q, B, N)."""

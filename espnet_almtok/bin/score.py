@@ -70,6 +70,7 @@ from espnet_almtok.metrics import (
 )
 from espnet_almtok.rates import bits_per_step
 from espnet_almtok.speech_metrics import WER_METRICS, SpeechScorer, pooled_wer
+from espnet_almtok.speechlm_data import read_index
 
 DECODE_KEYS = (
     "window_size",
@@ -159,19 +160,6 @@ def plot_spectrograms(
         fig.savefig(tmp, format="png", dpi=80)
 
 
-def read_text(path: str) -> Dict[str, str]:
-    """Kaldi ``text``: ``utt_id transcript`` lines."""
-    texts = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        utt, _, text = line.strip().partition(" ")
-        if not text.strip():
-            logging.warning(f"{path}:{n}: {utt} has an empty transcript")
-        texts[utt] = text.strip()
-    return texts
-
-
 def _cell(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
@@ -215,7 +203,7 @@ def score(args: argparse.Namespace) -> Dict:
             f"{args.ref_scp} {len(utt_ids)}"
         )
 
-    texts = read_text(args.text) if args.text else {}
+    texts = read_index(Path(args.text)) if args.text else {}
     if args.text:
         untranscribed = sum(u not in texts for u in utt_ids)
         if untranscribed:
