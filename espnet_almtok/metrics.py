@@ -70,6 +70,14 @@ def resample(x: np.ndarray, orig_fs: int, new_fs: int) -> np.ndarray:
     return y.numpy()
 
 
+def read_mono(reader, utt_id: str, scp: str) -> Tuple[int, np.ndarray]:
+    """(rate, 1-D samples) of ``utt_id`` from an ESPnet ``SoundScpReader``."""
+    fs, wav = reader[utt_id]
+    if wav.ndim != 1:
+        raise ValueError(f"{scp}: {utt_id} has shape {wav.shape}; expected mono")
+    return fs, wav
+
+
 def match_length(ref: np.ndarray, hyp: np.ndarray, utt_id: str = "") -> np.ndarray:
     """Trim or zero-pad ``hyp`` to the length of ``ref``.
 

@@ -20,9 +20,10 @@ every vector the encoder can produce at first is nearest to one entry.
 The projected encoder vectors are standardized too, per dimension over the
 batch's valid tokens in training (batch normalization without affine terms;
 running statistics in evaluation and whenever codes are asked for), so they
-keep layer 1's unit spread whatever the encoder does. Without it the commitment loss is cheapest when every token sits
-on one entry: a tiny stage 2 trained with ESPnet let its encoder's spread
-across tokens fall to a fifth and used 1-2 codes per layer from then on.
+keep layer 1's unit spread whatever the encoder does. Without it the
+commitment loss is cheapest when every token sits on one entry: a tiny stage 2
+trained with ESPnet let its encoder's spread across tokens fall to a fifth and
+used 1-2 codes per layer from then on.
 
 For ablations the codebooks can instead be trainable parameters
 (``trainable_codebooks: true``), initialised from the file or at random

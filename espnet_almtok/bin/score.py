@@ -45,7 +45,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ from espnet_almtok.metrics import (
     METRICS,
     Scorer,
     match_length,
+    read_mono,
     resample,
     stft_magnitude,
 )
@@ -118,14 +119,6 @@ def nan_stats(values: Sequence[float]) -> Dict:
         count=len(defined),
         num_nan=len(values) - len(defined),
     )
-
-
-def read_mono(reader: SoundScpReader, utt_id: str, scp: str) -> Tuple[int, np.ndarray]:
-    """(rate, 1-D float64 samples) of ``utt_id``."""
-    fs, wav = reader[utt_id]
-    if wav.ndim != 1:
-        raise ValueError(f"{scp}: {utt_id} has shape {wav.shape}; expected mono")
-    return fs, wav
 
 
 def plot_spectrograms(
