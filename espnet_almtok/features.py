@@ -61,7 +61,7 @@ import math
 import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -163,6 +163,10 @@ class FeatureExtractor(ABC):
     def __call__(self, wav: torch.Tensor) -> np.ndarray:
         """Features (T, dim) of a 16 kHz mono waveform (samples,)."""
         return self._extract(wav.to(self.device)).float().cpu().numpy()
+
+    def extract_many(self, wavs: List[torch.Tensor]) -> List[np.ndarray]:
+        """Features of several waveforms: what extractors that batch override."""
+        return [self(wav) for wav in wavs]
 
     @abstractmethod
     def _extract(self, wav: torch.Tensor) -> torch.Tensor:
@@ -496,13 +500,47 @@ class WhisperFeatures(FeatureExtractor):
         out = self.model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=True)
         return np.asarray(out)[0, : math.ceil(len(segment) / LOGMEL_HOP)]
 
-    def _extract(self, wav: torch.Tensor) -> torch.Tensor:
-        x = wav.float().cpu().numpy()
-        frames = [
-            self._encode(x[start : start + WHISPER_SEGMENT])
+    def extract_many(self, wavs: List[torch.Tensor]) -> List[np.ndarray]:
+        """Frames of each waveform, short ones packed into shared 30 s windows.
+
+        Whisper always encodes 30 s, so a 3 s clip padded alone costs as much
+        as ten packed together. Each clip starts on a frame boundary, so its
+        frames are its own rows of the window's output; a frame attends to the
+        neighbouring clips, which k-means over the frames does not mind. Longer
+        clips are cut into 30 s pieces.
+        """
+        pieces = [
+            (i, x[start : start + WHISPER_SEGMENT])
+            for i, x in enumerate(w.float().cpu().numpy() for w in wavs)
             for start in range(0, len(x), WHISPER_SEGMENT)
         ]
-        return torch.from_numpy(np.concatenate(frames))
+        frames: List[List[np.ndarray]] = [[] for _ in wavs]
+        window: List[np.ndarray] = []
+        members: List[Tuple[int, int, int]] = []  # (clip, first frame, frames)
+
+        def flush():
+            out = self._encode(np.concatenate(window))
+            for i, first, count in members:
+                frames[i].append(out[first : first + count])
+            window.clear()
+            members.clear()
+
+        used = 0
+        for i, piece in pieces:
+            count = math.ceil(len(piece) / LOGMEL_HOP)
+            if used + count * LOGMEL_HOP > WHISPER_SEGMENT:
+                flush()
+                used = 0
+            members.append((i, used // LOGMEL_HOP, count))
+            window.append(np.pad(piece, (0, count * LOGMEL_HOP - len(piece))))
+            used += count * LOGMEL_HOP
+        if window:
+            flush()
+        empty = np.zeros((0, self.dim), np.float32)
+        return [np.concatenate(f) if f else empty for f in frames]
+
+    def _extract(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.extract_many([wav])[0])
 
 
 class LogMelFeatures(FeatureExtractor):

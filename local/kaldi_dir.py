@@ -10,6 +10,7 @@ only: ``-`` sorts before all of those, so sorting by utterance and sorting by
 speaker agree, as Kaldi's ``validate_data_dir.sh`` requires.
 """
 
+import hashlib
 import logging
 import os
 import re
@@ -73,6 +74,18 @@ def clean_id(name: str, default: str = "") -> str:
         The cleaned id.
     """
     return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or default
+
+
+def hash_fraction(name: str) -> float:
+    """A stable number in [0, 1) from a file name (MD5, not Python's salted hash).
+
+    Args:
+        name: File name.
+
+    Returns:
+        The number.
+    """
+    return int(hashlib.md5(name.encode("utf-8")).hexdigest()[:8], 16) / 2**32
 
 
 def utt_id(spk: str, name: str) -> str:

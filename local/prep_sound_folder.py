@@ -26,7 +26,6 @@ is its category or label, reduced to ``[A-Za-z0-9_]``. Examples::
 
 import argparse
 import csv
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Dict, List, Optional
 from kaldi_dir import (
     Utterance,
     clean_id,
+    hash_fraction,
     require_dir,
     setup_logging,
     utt_id,
@@ -165,18 +165,6 @@ def read_labels(path: Path) -> Dict[str, str]:
             raise SystemExit(f"{path}:{n}: expected filename,label, got {row}")
         labels.setdefault(row[i_name].strip(), row[i_label].strip())
     return labels
-
-
-def hash_fraction(name: str) -> float:
-    """A stable number in [0, 1) from a file name (MD5, not Python's salted hash).
-
-    Args:
-        name: File name.
-
-    Returns:
-        The number.
-    """
-    return int(hashlib.md5(name.encode("utf-8")).hexdigest()[:8], 16) / 2**32
 
 
 def plain_split(

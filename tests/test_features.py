@@ -364,6 +364,14 @@ def test_whisper_frames_rate_dim_and_long_input():
     first = extractor(wav[:WHISPER_SEGMENT])
     assert np.allclose(feats[: len(first)], first, atol=1e-4)
     assert not np.allclose(extractor(wav[:16000]), extractor(0.5 * wav[:16000]))
+    # Short clips share windows: each keeps its own frame count, a clip alone
+    # codes as __call__ does, and a packed clip's frames are its own (they
+    # differ from a neighbour's), not the padding's.
+    clips = [wav[:16000], 0.3 * wav[5000:30000], wav[100:8100]]
+    packed = extractor.extract_many(clips)
+    assert [len(f) for f in packed] == [math.ceil(len(c) / 320) for c in clips]
+    assert np.allclose(extractor.extract_many(clips[:1])[0], extractor(clips[0]))
+    assert not np.allclose(packed[0][:25], packed[2][:25], atol=1e-2)
     with pytest.raises(ValueError, match="takes no layer"):
         build_extractor("whisper", layer=2)
     with pytest.raises(FileNotFoundError, match="no model.bin"):

@@ -83,6 +83,12 @@ def get_parser() -> argparse.ArgumentParser:
         default=0,
         help="random crop of each utterance to this many frames (0: all)",
     )
+    parser.add_argument(
+        "--batch_utts",
+        type=int,
+        default=32,
+        help="utterances per extractor call (Whisper packs them into 30 s windows)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="for subsets and crops")
     parser.add_argument(
         "--log_every", type=_count, default=100, help="utterances (0: end only)"
@@ -115,6 +121,8 @@ def main(cmd=None):
     utts = list(read_2columns_text(args.wav_scp).items())
     if not utts:
         raise ValueError(f"{args.wav_scp} lists no utterance")
+    if args.batch_utts < 1:
+        raise ValueError(f"--batch_utts must be >= 1, got {args.batch_utts}")
     rng = np.random.default_rng(args.seed)
     if 0 < args.max_utts < len(utts):
         # A random subset, not the first ones: scp files are sorted by speaker.
@@ -135,28 +143,35 @@ def main(cmd=None):
     skipped = []
     try:
         with open(tmp[ark], "wb") as ark_f, open(tmp[scp], "w") as scp_f:
-            for i, (utt, path) in enumerate(utts, 1):
-                try:
-                    wav = load_audio(path)
-                except ValueError as e:
-                    raise ValueError(f"utterance {utt}: {e}") from e
-                if args.max_frames_per_utt:
-                    wav = torch.from_numpy(_crop(wav.numpy(), max_samples, rng))
-                feats = extractor(wav)
-                if args.max_frames_per_utt:
-                    feats = _crop(feats, args.max_frames_per_utt, rng)
-                if len(feats) == 0:
-                    logging.warning(f"{utt} ({path}): too short for one frame, skipped")
-                    skipped.append(utt)
-                    continue
-                # The scp points past "<utt> " in the archive, at the matrix.
-                offset = ark_f.tell() + len(f"{utt} ".encode("utf-8"))
-                kaldiio.save_ark(ark_f, {utt: feats.astype(np.float32)})
-                scp_f.write(f"{utt} {ark.resolve()}:{offset}\n")
-                num_utts += 1
-                num_frames += len(feats)
-                if args.log_every and i % args.log_every == 0:
-                    logging.info(f"{i}/{len(utts)} utterances, {num_frames} frames")
+            for first in range(0, len(utts), args.batch_utts):
+                batch = utts[first : first + args.batch_utts]
+                wavs = []
+                for utt, path in batch:
+                    try:
+                        wav = load_audio(path)
+                    except ValueError as e:
+                        raise ValueError(f"utterance {utt}: {e}") from e
+                    if args.max_frames_per_utt:
+                        wav = torch.from_numpy(_crop(wav.numpy(), max_samples, rng))
+                    wavs.append(wav)
+                for (utt, path), feats in zip(batch, extractor.extract_many(wavs)):
+                    if args.max_frames_per_utt:
+                        feats = _crop(feats, args.max_frames_per_utt, rng)
+                    if len(feats) == 0:
+                        logging.warning(
+                            f"{utt} ({path}): too short for one frame, skipped"
+                        )
+                        skipped.append(utt)
+                        continue
+                    # The scp points past "<utt> " in the archive, at the matrix.
+                    offset = ark_f.tell() + len(f"{utt} ".encode("utf-8"))
+                    kaldiio.save_ark(ark_f, {utt: feats.astype(np.float32)})
+                    scp_f.write(f"{utt} {ark.resolve()}:{offset}\n")
+                    num_utts += 1
+                    num_frames += len(feats)
+                done = first + len(batch)
+                if args.log_every and done // args.log_every > first // args.log_every:
+                    logging.info(f"{done}/{len(utts)} utterances, {num_frames} frames")
         if num_utts == 0:
             raise ValueError(f"no utterance of {args.wav_scp} gave a feature frame")
         info = {

@@ -1,0 +1,533 @@
+#!/usr/bin/env python3
+"""Make the real-audio corpus from Debian packages: speech, music and sounds.
+
+Every package is fetched with ``apt-get download`` and unpacked with ``dpkg -x``
+into ``--cache_dir`` (no root, nothing installed into the system); a package
+already unpacked there is not fetched again. The audio (Ogg Vorbis, Opus, FLAC,
+G.722, WAV) is decoded with PyAV to mono FLAC clips at its own rate under
+``<cache_dir>/clips``; stage 2 of the recipe resamples them.
+
+Sets (Kaldi-style, under ``--out_dir``):
+
+* ``test_en``: held out entirely: ``asterisk-core-sounds-en-g722``, 16 kHz
+  English telephone prompts of one speaker, with the text of
+  ``asterisk-core-sounds-en``. No English Asterisk audio is used anywhere else.
+* ``train_speech`` (with text): the Czech and Dutch dialogue of Fish Fillets NG
+  (text from ``script/*/dialogs_<lang>.lua``; a speaker is a language and a
+  character's voice), the spoken stamp descriptions of Tux Paint (text from
+  each stamp's ``.txt``; a speaker is a language) and the French, Italian and
+  Russian Asterisk prompts (8 kHz, one speaker each).
+* ``train``: ``train_speech`` + the Hedgewars voice packs (short exclamations
+  without transcripts) + ``train_sound`` (Warzone 2100 and Hedgewars music cut
+  into segments, Sonic Pi samples, Hedgewars and Tux Paint sound effects).
+* ``dev`` and ``test_other``: speech of the speakers named by
+  ``--dev_speakers`` and ``--test_speakers``, never in training; ``test_other``
+  has no ``text`` file: its transcripts are not English, and the WER model is.
+* ``test_sound``: music tracks and sound files held out by a hash of the file
+  name (``--test_sound_fraction``); ``dev`` gets a share of them too.
+
+A transcribed source's clip whose transcript cannot be found (or is only a
+bracketed description such as ``[beep]``) is dropped and counted in the log and
+the manifest. ``<out_dir>/manifest.json`` and ``<out_dir>/README.md`` list the
+packages and versions, their licenses, clips and hours per set, what was dropped,
+and the download size and time.
+"""
+
+import argparse
+import gzip
+import json
+import logging
+import re
+import subprocess
+import time
+from collections import Counter, defaultdict
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+import av
+import numpy as np
+import soundfile as sf
+from kaldi_dir import (
+    Utterance,
+    clean_id,
+    hash_fraction,
+    setup_logging,
+    write_kaldi_dir,
+)
+
+# Package -> (license of the audio, what it gives). From each package's
+# /usr/share/doc/<package>/copyright.
+PACKAGES = {
+    "asterisk-core-sounds-en-g722": ("CC-BY-SA-3.0", "English prompts, G.722"),
+    "asterisk-core-sounds-en": ("CC-BY-SA-3.0", "English prompt texts"),
+    "asterisk-core-sounds-fr-wav": ("CC-BY-SA-3.0", "French prompts, 8 kHz"),
+    "asterisk-core-sounds-fr": ("CC-BY-SA-3.0", "French prompt texts"),
+    "asterisk-core-sounds-it-wav": ("CC-BY-SA-3.0", "Italian prompts, 8 kHz"),
+    "asterisk-core-sounds-it": ("CC-BY-SA-3.0", "Italian prompt texts"),
+    "asterisk-core-sounds-ru-wav": ("CC-BY-SA-3.0", "Russian prompts, 8 kHz"),
+    "asterisk-core-sounds-ru": ("CC-BY-SA-3.0", "Russian prompt texts"),
+    "fillets-ng-data": ("GPL-2+", "game data: dialogue texts, music, effects"),
+    "fillets-ng-data-cs": ("GPL-2+", "Czech game dialogue"),
+    "fillets-ng-data-nl": ("GPL-2+", "Dutch game dialogue"),
+    "tuxpaint-stamps-default": ("GPL-2", "spoken stamp descriptions, effects"),
+    "hedgewars-data": ("GPL-2 (audio)", "voice packs, music, effects"),
+    "warzone2100-music": ("CC-BY-SA-3.0 / GPL-2+", "game music, Opus"),
+    "sonic-pi-samples": ("CC0 (most), CC-BY-SA-4.0", "instrument samples"),
+}
+SETS = ("train_speech", "train_voice", "train_sound", "dev", "test_en")
+SETS += ("test_other", "test_sound")
+PROGRESS_EVERY = 500  # source files between progress lines
+
+
+class Clip(NamedTuple):
+    """One clip to cut from a source file.
+
+    Attributes:
+        utt: Utterance id.
+        src: Source audio file.
+        spk: Speaker (for sounds: source and category).
+        text: Transcript, or None.
+        package: Debian package the audio comes from.
+        offset: Start in seconds (music segments).
+        duration: Length in seconds, or None for the whole file.
+    """
+
+    utt: str
+    src: Path
+    spk: str
+    text: Optional[str]
+    package: str
+    offset: float = 0.0
+    duration: Optional[float] = None
+
+
+# ---------------------------------------------------------------- fetching
+
+
+def fetch(packages: Iterable[str], cache: Path) -> Tuple[Dict[str, str], int, float]:
+    """Download and unpack the packages that the cache does not hold yet.
+
+    Args:
+        packages: Debian package names.
+        cache: Download cache (``debs/`` and ``root/<package>/``).
+
+    Returns:
+        Package -> version, bytes downloaded now, seconds spent downloading.
+
+    Raises:
+        SystemExit: When a package cannot be downloaded or unpacked; the
+            message names it.
+    """
+    (cache / "debs").mkdir(parents=True, exist_ok=True)
+    versions, nbytes, seconds = {}, 0, 0.0
+    for pkg in packages:
+        root = cache / "root" / pkg
+        stamp = root / ".complete"
+        if not stamp.is_file():
+            start = time.time()
+            proc = subprocess.run(
+                ["apt-get", "download", pkg],
+                cwd=cache / "debs",
+                capture_output=True,
+                text=True,
+            )
+            debs = sorted((cache / "debs").glob(f"{pkg}_*.deb"))
+            if proc.returncode != 0 or not debs:
+                raise SystemExit(
+                    f"cannot fetch Debian package {pkg}: {proc.stderr.strip()} "
+                    "(the package lists may be missing: run 'apt-get update')"
+                )
+            seconds += time.time() - start
+            nbytes += debs[-1].stat().st_size
+            tmp = root.with_name(pkg + ".tmp")
+            subprocess.run(["rm", "-rf", str(tmp), str(root)], check=True)
+            proc = subprocess.run(
+                ["dpkg", "-x", str(debs[-1]), str(tmp)], capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"cannot unpack {debs[-1]}: {proc.stderr.strip()}")
+            version = debs[-1].name.split("_")[1]
+            (tmp / ".complete").write_text(version + "\n")
+            tmp.rename(root)
+            logging.info(
+                f"fetched {pkg} {version} ({debs[-1].stat().st_size / 1e6:.1f} MB)"
+            )
+        versions[pkg] = stamp.read_text().strip()
+    return versions, nbytes, seconds
+
+
+# ---------------------------------------------------------------- sources
+
+
+def clean_text(text: str) -> Optional[str]:
+    """One line of transcript; bracketed descriptions removed; None if empty."""
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = " ".join(text.split())
+    return text or None
+
+
+def fillets(root: Path, lang: str, dropped: Counter) -> List[Clip]:
+    """Fish Fillets NG dialogue in ``lang``; the speaker is the character's font."""
+    data = root / "fillets-ng-data/usr/share/games/fillets-ng"
+    sounds = root / f"fillets-ng-data-{lang}/usr/share/games/fillets-ng/sound"
+    call = r'\(\s*"((?:[^"\\]|\\.)*)"'
+    pattern = re.compile(
+        rf'dialogId{call}\s*,\s*"([^"]*)"[^\n]*\)\s*dialogStr{call}\s*\)'
+    )
+    lines = {}
+    for lua in sorted(data.glob(f"script/*/dialogs_{lang}.lua")):
+        for dialog_id, font, text in pattern.findall(lua.read_text("utf-8")):
+            lines[dialog_id] = (font, clean_text(text.replace('\\"', '"')))
+    clips = []
+    package = f"fillets-ng-data-{lang}"
+    for ogg in sorted(sounds.glob(f"*/{lang}/*.ogg")):
+        font, text = lines.get(ogg.stem, ("", None))
+        if text is None:
+            dropped[package] += 1
+            continue
+        spk = f"fillets_{lang}_" + clean_id(font.replace("font_", ""), "none")
+        clips.append(Clip(f"{spk}-{clean_id(ogg.stem)}", ogg, spk, text, package))
+    return clips
+
+
+def tuxpaint(root: Path, dropped: Counter) -> Tuple[List[Clip], List[Clip]]:
+    """Tux Paint stamps: spoken descriptions (speech) and stamp sounds (sound)."""
+    package = "tuxpaint-stamps-default"
+    stamps = root / package / "usr/share/tuxpaint/stamps"
+    speech, sound = [], []
+    for ogg in sorted(stamps.rglob("*.ogg")):
+        rel = clean_id(ogg.relative_to(stamps).with_suffix("").as_posix())
+        txt = ogg.with_name(ogg.stem + ".txt")
+        if txt.is_file():  # the stamp's own sound effect
+            sound.append(
+                Clip(f"tuxpaint_sfx-{rel}", ogg, "tuxpaint_sfx", None, package)
+            )
+            continue
+        match = re.fullmatch(r"(.+)_desc(?:_([A-Za-z@_]+))?", ogg.stem)
+        desc = ogg.with_name(match.group(1) + ".txt") if match else None
+        if desc is None or not desc.is_file():
+            dropped[package] += 1  # spoken stamp names: no text in the package
+            continue
+        rows = desc.read_text("utf-8", errors="replace").splitlines()
+        lang = match.group(2) or "en"
+        texts = dict(r.split(".utf8=", 1) for r in rows[1:] if ".utf8=" in r)
+        text = clean_text(rows[0] if lang == "en" else texts.get(lang, ""))
+        if text is None:
+            dropped[package] += 1
+            continue
+        spk = "tuxpaint_" + clean_id(lang)
+        speech.append(Clip(f"{spk}-{rel}", ogg, spk, text, package))
+    return speech, sound
+
+
+def asterisk(root: Path, lang: str, audio_package: str, dropped: Counter) -> List[Clip]:
+    """Asterisk prompts in ``lang``; texts from ``core-sounds-<lang>.txt.gz``."""
+    doc = (
+        root / f"asterisk-core-sounds-{lang}/usr/share/doc/asterisk-core-sounds-{lang}"
+    )
+    texts = {}
+    with gzip.open(doc / f"core-sounds-{lang}.txt.gz", "rt", encoding="utf-8") as f:
+        for row in f:
+            if ":" in row and not row.startswith(";"):
+                key, text = row.split(":", 1)
+                texts[key.strip()] = clean_text(text)
+    clips = []
+    for voice in sorted((root / audio_package / "usr/share/asterisk/sounds").iterdir()):
+        spk = "asterisk_" + clean_id(voice.name)
+        for path in sorted(p for p in voice.rglob("*.*") if p.suffix != ".txt"):
+            key = path.relative_to(voice).with_suffix("").as_posix()
+            text = texts.get(key)
+            if text is None:
+                dropped[audio_package] += 1
+                continue
+            clips.append(Clip(f"{spk}-{clean_id(key)}", path, spk, text, audio_package))
+    return clips
+
+
+def files(root: Path, package: str, pattern: str, spk: str) -> List[Clip]:
+    """Every file matching ``pattern`` as one untranscribed clip."""
+    base = root / package
+    return [
+        Clip(
+            f"{spk}-{clean_id(p.relative_to(base).with_suffix('').as_posix())}",
+            p,
+            spk,
+            None,
+            package,
+        )
+        for p in sorted(base.glob(pattern))
+    ]
+
+
+def music(
+    root: Path, package: str, pattern: str, spk: str, seconds: float, max_segments: int
+) -> List[Clip]:
+    """Segments of ``seconds`` spread evenly over each track, ``max_segments`` at most."""
+    clips = []
+    for track in files(root, package, pattern, spk):
+        with av.open(str(track.src)) as container:
+            length = container.duration / av.time_base
+        n = min(max_segments, int(length // seconds))
+        for i, offset in enumerate(np.linspace(0, length - seconds, n)):
+            clips.append(
+                track._replace(
+                    utt=f"{track.utt}_{i:02d}", offset=float(offset), duration=seconds
+                )
+            )
+    return clips
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def decode(path: Path) -> Tuple[np.ndarray, int]:
+    """All of an audio file as mono float32 at its own rate (PyAV: any codec)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [
+            out.to_ndarray()[0]
+            for frame in [*container.decode(stream), None]
+            for out in resampler.resample(frame)
+        ]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32), rate
+
+
+def convert(job: Tuple[Path, List[Tuple[Path, float, Optional[float]]]]) -> str:
+    """Decode one source file and write its clips (FLAC); '' or an error."""
+    src, outputs = job
+    todo = [o for o in outputs if not o[0].is_file()]
+    if not todo:
+        return ""
+    try:
+        audio, rate = decode(src)
+    except (av.error.FFmpegError, IndexError, ValueError) as e:
+        return f"{src}: cannot decode: {e}"
+    for out, offset, duration in todo:
+        start = int(offset * rate)
+        end = len(audio) if duration is None else start + int(duration * rate)
+        clip = audio[start:end]
+        if clip.size == 0 or not np.isfinite(clip).all():
+            return f"{src}: empty or non-finite audio"
+        tmp = out.with_name(out.stem + ".tmp.flac")
+        sf.write(tmp, np.clip(clip, -1.0, 1.0), rate, subtype="PCM_16")
+        tmp.rename(out)
+    return ""
+
+
+def convert_all(clips: List[Clip], clip_dir: Path, nj: int) -> Dict[str, Path]:
+    """Write every clip under ``clip_dir``; returns utt -> FLAC path."""
+    clip_dir.mkdir(parents=True, exist_ok=True)
+    by_src = defaultdict(list)
+    paths = {}
+    for c in clips:
+        paths[c.utt] = clip_dir / f"{c.utt}.flac"
+        by_src[c.src].append((paths[c.utt], c.offset, c.duration))
+    jobs = sorted(by_src.items())
+    logging.info(f"decoding {len(jobs)} source files into {len(clips)} clips")
+    with Pool(nj) as pool:
+        for i, error in enumerate(pool.imap_unordered(convert, jobs, chunksize=8), 1):
+            if error:
+                raise SystemExit(error)
+            if i % PROGRESS_EVERY == 0 or i == len(jobs):
+                logging.info(f"decoded {i}/{len(jobs)} source files")
+    return paths
+
+
+# ---------------------------------------------------------------- splits
+
+
+def cap(clips: List[Clip], n: int) -> List[Clip]:
+    """At most ``n`` clips (0: all), chosen by a stable hash of their ids."""
+    if n <= 0 or len(clips) <= n:
+        return clips
+    return sorted(clips, key=lambda c: hash_fraction(c.utt))[:n]
+
+
+def split(
+    speech: List[Clip],
+    voices: List[Clip],
+    sounds: List[Clip],
+    test_en: List[Clip],
+    args: argparse.Namespace,
+) -> Dict[str, List[Clip]]:
+    """Speech by speaker, sounds by source file; see the module docstring."""
+    held_out = {s: "dev" for s in args.dev_speakers}
+    held_out.update({s: "test_other" for s in args.test_speakers})
+    missing = set(held_out) - {c.spk for c in speech}
+    if missing:
+        raise SystemExit(
+            f"--dev_speakers/--test_speakers: no speech from {sorted(missing)}"
+        )
+    sets = defaultdict(list)
+    for c in speech:
+        sets[held_out.get(c.spk, "train_speech")].append(c)
+    f = args.test_sound_fraction
+    for c in sounds:  # by file, so all segments of a track stay together
+        h = hash_fraction(c.src.name)
+        sets[
+            "test_sound" if h < f else "dev_sound" if h < 2 * f else "train_sound"
+        ].append(c)
+    sets["train_voice"] = voices
+    sets["test_en"] = test_en
+    sets["dev"] = cap(sets["dev"], args.max_dev_speech) + cap(
+        sets.pop("dev_sound"), args.max_dev_sound
+    )
+    sets["test_other"] = [
+        c._replace(text=None) for c in cap(sets["test_other"], args.max_test_other)
+    ]
+    sets["test_sound"] = cap(sets["test_sound"], args.max_test_sound)
+    return sets
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def write_manifest(
+    out_dir: Path,
+    sets: Dict[str, List[Clip]],
+    seconds: Dict[str, float],
+    versions: Dict[str, str],
+    dropped: Counter,
+    download: Dict[str, float],
+):
+    """``manifest.json`` and a readable ``README.md`` of the corpus."""
+    table = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
+    for name, clips in sets.items():
+        for c in clips:
+            table[c.package][name][0] += 1
+            table[c.package][name][1] += seconds[c.utt] / 3600
+    manifest = {
+        "download": download,
+        "packages": {
+            p: {
+                "version": versions.get(p),
+                "license": PACKAGES[p][0],
+                "content": PACKAGES[p][1],
+                "dropped_without_transcript": dropped.get(p, 0),
+                "sets": {
+                    s: {"clips": n, "hours": round(h, 3)}
+                    for s, (n, h) in table[p].items()
+                },
+            }
+            for p in PACKAGES
+        },
+        "sets": {
+            s: {
+                "clips": len(cs),
+                "hours": round(sum(seconds[c.utt] for c in cs) / 3600, 3),
+            }
+            for s, cs in sets.items()
+        },
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    rows = [
+        "# pkgaudio corpus",
+        "",
+        "Made by `local/prep_pkgaudio.py` from Debian packages "
+        f"({download['megabytes']:.0f} MB fetched in {download['seconds']:.0f} s "
+        "this run; 0 when the cache held them).",
+        "",
+        "| set | clips | hours |",
+        "| --- | ---: | ---: |",
+        *(
+            f"| {s} | {v['clips']} | {v['hours']:.2f} |"
+            for s, v in manifest["sets"].items()
+        ),
+        "",
+        "| package | version | license | content | clips per set | dropped (no text) |",
+        "| --- | --- | --- | --- | --- | ---: |",
+    ]
+    for p, v in manifest["packages"].items():
+        per_set = ", ".join(f"{s} {x['clips']}" for s, x in sorted(v["sets"].items()))
+        rows.append(
+            f"| {p} | {v['version']} | {v['license']} | {v['content']} | "
+            f"{per_set or '-'} | {v['dropped_without_transcript']} |"
+        )
+    rows += [
+        "",
+        "Each package's full terms: "
+        "`<cache>/root/<package>/usr/share/doc/<package>/copyright`.",
+    ]
+    (out_dir / "README.md").write_text("\n".join(rows) + "\n")
+
+
+# ---------------------------------------------------------------- main
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out_dir", type=Path, required=True, help="data/ directory")
+    parser.add_argument("--cache_dir", type=Path, required=True, help="download cache")
+    parser.add_argument("--nj", type=int, default=2, help="decoding processes")
+    comma = lambda s: [x for x in s.split(",") if x]  # noqa: E731
+    parser.add_argument("--dev_speakers", type=comma, required=True)
+    parser.add_argument("--test_speakers", type=comma, required=True)
+    parser.add_argument(
+        "--test_sound_fraction",
+        type=float,
+        required=True,
+        help="share of music/sound files for test_sound (as much for dev)",
+    )
+    parser.add_argument("--music_segment_seconds", type=float, required=True)
+    parser.add_argument("--music_segments_per_track", type=int, required=True)
+    parser.add_argument("--max_dev_speech", type=int, required=True, help="0: all")
+    parser.add_argument("--max_dev_sound", type=int, required=True, help="0: all")
+    parser.add_argument("--max_test_other", type=int, required=True, help="0: all")
+    parser.add_argument("--max_test_sound", type=int, required=True, help="0: all")
+    return parser
+
+
+def main():
+    args = get_parser().parse_args()
+    setup_logging()
+    versions, nbytes, seconds = fetch(PACKAGES, args.cache_dir)
+    logging.info(f"downloaded {nbytes / 1e6:.1f} MB in {seconds:.1f} s")
+    root = args.cache_dir / "root"
+    dropped = Counter()
+    tux_speech, tux_sound = tuxpaint(root, dropped)
+    speech = fillets(root, "cs", dropped) + fillets(root, "nl", dropped) + tux_speech
+    for lang in ("fr", "it", "ru"):
+        speech += asterisk(root, lang, f"asterisk-core-sounds-{lang}-wav", dropped)
+    test_en = asterisk(root, "en", "asterisk-core-sounds-en-g722", dropped)
+    hw = "usr/share/games/hedgewars/Data"
+    voices = files(
+        root, "hedgewars-data", f"{hw}/Sounds/voices/*/*.ogg", "hedgewars_voice"
+    )
+    voices = [
+        c._replace(spk="hedgewars_" + clean_id(c.src.parent.name)) for c in voices
+    ]
+    seg = (args.music_segment_seconds, args.music_segments_per_track)
+    sounds = (
+        music(root, "warzone2100-music", "**/*.opus", "warzone_music", *seg)
+        + music(root, "hedgewars-data", f"{hw}/Music/*.ogg", "hedgewars_music", *seg)
+        + files(root, "hedgewars-data", f"{hw}/Sounds/*.ogg", "hedgewars_sfx")
+        + files(root, "sonic-pi-samples", "**/*.flac", "sonicpi")
+        + tux_sound
+    )
+    for package, n in sorted(dropped.items()):
+        logging.info(f"{package}: dropped {n} clips without a transcript")
+    sets = split(speech, voices, sounds, test_en, args)
+    paths = convert_all(
+        [c for cs in sets.values() for c in cs], args.cache_dir / "clips", args.nj
+    )
+    durations = {utt: sf.info(str(p)).duration for utt, p in paths.items()}
+    sets["train"] = sets["train_speech"] + sets["train_voice"] + sets["train_sound"]
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name, clips in sets.items():
+        n = write_kaldi_dir(
+            args.out_dir / name,
+            (Utterance(c.utt, paths[c.utt], c.spk, c.text) for c in clips),
+        )
+        hours = sum(durations[c.utt] for c in clips) / 3600
+        logging.info(f"{args.out_dir / name}: {n} clips, {hours:.2f} h")
+    download = {"megabytes": round(nbytes / 1e6, 1), "seconds": round(seconds, 1)}
+    write_manifest(args.out_dir, sets, durations, versions, dropped, download)
+
+
+if __name__ == "__main__":
+    main()
