@@ -175,19 +175,22 @@ def fillets(root: Path, lang: str, dropped: Counter) -> List[Clip]:
     pattern = re.compile(
         rf'dialogId{call}\s*,\s*"([^"]*)"[^\n]*\)\s*dialogStr{call}\s*\)'
     )
-    lines = {}
+    lines = {}  # (level, dialog id) -> (font, text): ids repeat across levels
     for lua in sorted(data.glob(f"script/*/dialogs_{lang}.lua")):
         for dialog_id, font, text in pattern.findall(lua.read_text("utf-8")):
-            lines[dialog_id] = (font, clean_text(text.replace('\\"', '"')))
+            text = clean_text(text.replace('\\"', '"'))
+            lines[lua.parent.name, dialog_id] = (font, text)
     clips = []
     package = f"fillets-ng-data-{lang}"
     for ogg in sorted(sounds.glob(f"*/{lang}/*.ogg")):
-        font, text = lines.get(ogg.stem, ("", None))
+        level = ogg.parent.parent.name
+        font, text = lines.get((level, ogg.stem), ("", None))
         if text is None:
             dropped[package] += 1
             continue
         spk = f"fillets_{lang}_" + clean_id(font.replace("font_", ""), "none")
-        clips.append(Clip(f"{spk}-{clean_id(ogg.stem)}", ogg, spk, text, package))
+        utt = f"{spk}-{clean_id(level)}_{clean_id(ogg.stem)}"
+        clips.append(Clip(utt, ogg, spk, text, package))
     return clips
 
 
@@ -263,7 +266,7 @@ def files(root: Path, package: str, pattern: str, spk: str) -> List[Clip]:
 def music(
     root: Path, package: str, pattern: str, spk: str, seconds: float, max_segments: int
 ) -> List[Clip]:
-    """Segments of ``seconds`` spread evenly over each track, ``max_segments`` at most."""
+    """Segments of ``seconds`` spread over each track (``max_segments`` at most)."""
     clips = []
     for track in files(root, package, pattern, spk):
         with av.open(str(track.src)) as container:
@@ -296,7 +299,7 @@ def decode(path: Path) -> Tuple[np.ndarray, int]:
 
 
 def convert(job: Tuple[Path, List[Tuple[Path, float, Optional[float]]]]) -> str:
-    """Decode one source file and write its clips (FLAC); '' or an error."""
+    """Decode one source file and write its clips (FLAC); '' or what is wrong."""
     src, outputs = job
     todo = [o for o in outputs if not o[0].is_file()]
     if not todo:
@@ -304,13 +307,13 @@ def convert(job: Tuple[Path, List[Tuple[Path, float, Optional[float]]]]) -> str:
     try:
         audio, rate = decode(src)
     except (av.error.FFmpegError, IndexError, ValueError) as e:
-        return f"{src}: cannot decode: {e}"
+        return f"cannot decode: {e}"
     for out, offset, duration in todo:
         start = int(offset * rate)
         end = len(audio) if duration is None else start + int(duration * rate)
         clip = audio[start:end]
-        if clip.size == 0 or not np.isfinite(clip).all():
-            return f"{src}: empty or non-finite audio"
+        if clip.size == 0 or not np.isfinite(clip).all() or not clip.any():
+            return "empty, silent or non-finite audio"
         tmp = out.with_name(out.stem + ".tmp.flac")
         sf.write(tmp, np.clip(clip, -1.0, 1.0), rate, subtype="PCM_16")
         tmp.rename(out)
@@ -318,22 +321,30 @@ def convert(job: Tuple[Path, List[Tuple[Path, float, Optional[float]]]]) -> str:
 
 
 def convert_all(clips: List[Clip], clip_dir: Path, nj: int) -> Dict[str, Path]:
-    """Write every clip under ``clip_dir``; returns utt -> FLAC path."""
+    """Write every clip under ``clip_dir``.
+
+    A source file that does not decode to audio is skipped with a warning that
+    names it (the packages hold a few empty files).
+
+    Returns:
+        utt -> FLAC path, for the clips written.
+    """
     clip_dir.mkdir(parents=True, exist_ok=True)
     by_src = defaultdict(list)
-    paths = {}
     for c in clips:
-        paths[c.utt] = clip_dir / f"{c.utt}.flac"
-        by_src[c.src].append((paths[c.utt], c.offset, c.duration))
+        by_src[c.src].append((clip_dir / f"{c.utt}.flac", c.offset, c.duration))
     jobs = sorted(by_src.items())
     logging.info(f"decoding {len(jobs)} source files into {len(clips)} clips")
+    failed = set()
     with Pool(nj) as pool:
-        for i, error in enumerate(pool.imap_unordered(convert, jobs, chunksize=8), 1):
+        results = pool.imap(convert, jobs, chunksize=8)
+        for i, ((src, _), error) in enumerate(zip(jobs, results), 1):
             if error:
-                raise SystemExit(error)
+                logging.warning(f"{src}: {error}; skipped")
+                failed.add(src)
             if i % PROGRESS_EVERY == 0 or i == len(jobs):
                 logging.info(f"decoded {i}/{len(jobs)} source files")
-    return paths
+    return {c.utt: clip_dir / f"{c.utt}.flac" for c in clips if c.src not in failed}
 
 
 # ---------------------------------------------------------------- splits
@@ -391,6 +402,7 @@ def write_manifest(
     seconds: Dict[str, float],
     versions: Dict[str, str],
     dropped: Counter,
+    unreadable: Counter,
     download: Dict[str, float],
 ):
     """``manifest.json`` and a readable ``README.md`` of the corpus."""
@@ -407,6 +419,7 @@ def write_manifest(
                 "license": PACKAGES[p][0],
                 "content": PACKAGES[p][1],
                 "dropped_without_transcript": dropped.get(p, 0),
+                "dropped_unreadable": unreadable.get(p, 0),
                 "sets": {
                     s: {"clips": n, "hours": round(h, 3)}
                     for s, (n, h) in table[p].items()
@@ -437,14 +450,16 @@ def write_manifest(
             for s, v in manifest["sets"].items()
         ),
         "",
-        "| package | version | license | content | clips per set | dropped (no text) |",
-        "| --- | --- | --- | --- | --- | ---: |",
+        "| package | version | license | content | clips per set "
+        "| dropped: no text | dropped: unreadable |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
     ]
     for p, v in manifest["packages"].items():
         per_set = ", ".join(f"{s} {x['clips']}" for s, x in sorted(v["sets"].items()))
         rows.append(
             f"| {p} | {v['version']} | {v['license']} | {v['content']} | "
-            f"{per_set or '-'} | {v['dropped_without_transcript']} |"
+            f"{per_set or '-'} | {v['dropped_without_transcript']} "
+            f"| {v['dropped_unreadable']} |"
         )
     rows += [
         "",
@@ -515,6 +530,10 @@ def main():
     paths = convert_all(
         [c for cs in sets.values() for c in cs], args.cache_dir / "clips", args.nj
     )
+    unreadable = Counter()
+    for name, clips in sets.items():
+        unreadable.update(c.package for c in clips if c.utt not in paths)
+        sets[name] = [c for c in clips if c.utt in paths]
     durations = {utt: sf.info(str(p)).duration for utt, p in paths.items()}
     sets["train"] = sets["train_speech"] + sets["train_voice"] + sets["train_sound"]
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -526,7 +545,9 @@ def main():
         hours = sum(durations[c.utt] for c in clips) / 3600
         logging.info(f"{args.out_dir / name}: {n} clips, {hours:.2f} h")
     download = {"megabytes": round(nbytes / 1e6, 1), "seconds": round(seconds, 1)}
-    write_manifest(args.out_dir, sets, durations, versions, dropped, download)
+    write_manifest(
+        args.out_dir, sets, durations, versions, dropped, unreadable, download
+    )
 
 
 if __name__ == "__main__":

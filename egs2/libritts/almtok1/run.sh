@@ -9,7 +9,7 @@ set -euo pipefail
 libritts_root=""
 # ESC-50 checkout (meta/esc50.csv + audio/) or a folder of wav/flac/ogg clips.
 sound_root=""
-# SSL checkpoints for the semantic prior: both, or neither (log-mel fallback).
+# SSL checkpoints for the semantic prior (the configs' 768-dim codebooks).
 w2v_checkpoint=""    # wav2vec 2.0 (HF dir, torchaudio or fairseq .pt)
 beats_checkpoint=""  # BEATs .pt
 
@@ -34,6 +34,8 @@ local_data_opts=""
     --stage1_config conf/train_almtok_stage1.yaml \
     --stage2_config conf/train_almtok_stage2.yaml \
     --local_data_opts "${local_data_opts}" \
+    --speech_prior wav2vec2 \
+    --sound_prior beats \
     --w2v_checkpoint "${w2v_checkpoint}" \
     --beats_checkpoint "${beats_checkpoint}" \
     --feats_max_utts 3000 \

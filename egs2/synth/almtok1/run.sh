@@ -16,6 +16,8 @@ set -euo pipefail
     --test_sets "test_speech test_sound" \
     --speech_train_set train_speech \
     --sound_train_set train_sound \
+    --speech_prior logmel \
+    --sound_prior logmel \
     --stage1_config conf/tuning/train_almtok_tiny_stage1.yaml \
     --stage2_config conf/tuning/train_almtok_tiny_stage2.yaml \
     --stage1_model latest.pth \

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Real audio from Debian packages (local/prep_pkgaudio.py in the repository root):
+# apt-get download + dpkg -x into ${cache_dir} (no root needed, nothing installed),
+# then PyAV decodes every clip. Writes under data/:
+#   train_speech (cs/nl game dialogue, Tux Paint descriptions in ~12 languages,
+#                 fr/it/ru telephone prompts; with text), train_sound (music
+#                 segments, samples, effects), train (those + untranscribed voices)
+#   dev          held-out speakers and sound files
+#   test_en      Asterisk English prompts (16 kHz G.722, one speaker; with text),
+#                never used in training
+#   test_other   speech of other held-out speakers (not English: no text file)
+#   test_sound   held-out music tracks and sound files
+# and data/README.md, data/manifest.json: packages, versions, licenses, hours.
+set -euo pipefail
+. ./path.sh
+
+cache_dir=downloads/pkgaudio  # Download cache; reused when it holds a package.
+nj=2
+dev_speakers=fillets_cs_lightgrey,fillets_cs_cyan,tuxpaint_nl
+test_speakers=fillets_cs_statue,fillets_cs_yellow,fillets_cs_parrot,tuxpaint_el
+test_sound_fraction=0.1       # Share of music/sound files in test_sound (as many in dev).
+music_segment_seconds=10
+music_segments_per_track=8
+max_dev_speech=40
+max_dev_sound=20
+max_test_other=150
+max_test_sound=150
+help_message="Usage: $0 [--cache_dir DIR] [--nj N] [--dev_speakers A,B] [--test_speakers A,B] ..."
+. "${ALMTOK_LOCAL}/parse_options.sh"
+
+python3 "${ALMTOK_LOCAL}/prep_pkgaudio.py" --out_dir data --cache_dir "${cache_dir}" --nj "${nj}" \
+    --dev_speakers "${dev_speakers}" --test_speakers "${test_speakers}" \
+    --test_sound_fraction "${test_sound_fraction}" \
+    --music_segment_seconds "${music_segment_seconds}" \
+    --music_segments_per_track "${music_segments_per_track}" \
+    --max_dev_speech "${max_dev_speech}" --max_dev_sound "${max_dev_sound}" \
+    --max_test_other "${max_test_other}" --max_test_sound "${max_test_sound}"

@@ -1,0 +1,1 @@
+../../TEMPLATE/almtok1/path.sh

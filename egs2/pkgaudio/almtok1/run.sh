@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Real audio from Debian packages (local/data.sh: speech in a dozen languages,
+# music and sounds, fetched with apt-get download, no root needed), the small
+# 16 kHz configs at 412.5 bit/s, and the Whisper tiny.en encoder as the semantic
+# prior of both codebook halves. Scored on held-out English prompts (test_en, with
+# WER/dWER, DNSMOS, speaker similarity), held-out speakers of other languages
+# (test_other) and held-out music and sounds (test_sound).
+set -euo pipefail
+
+./almtok.sh \
+    --fs 16000 \
+    --ngpu 0 \
+    --nj 2 \
+    --inference_nj 2 \
+    --train_set train \
+    --valid_set dev \
+    --test_sets "test_en test_other test_sound" \
+    --speech_train_set train_speech \
+    --sound_train_set train_sound \
+    --speech_prior whisper \
+    --sound_prior whisper \
+    --feats_max_utts 2000 \
+    --kmeans_max_frames 100000 \
+    --stage1_config conf/tuning/train_almtok_small16k_stage1.yaml \
+    --stage2_config conf/tuning/train_almtok_small16k_stage2.yaml \
+    --stage1_model latest.pth \
+    --inference_model latest.pth \
+    "$@"
