@@ -248,9 +248,9 @@ def asterisk(root: Path, lang: str, audio_package: str, dropped: Counter) -> Lis
     return clips
 
 
-def files(root: Path, package: str, pattern: str, spk: str) -> List[Clip]:
-    """Every file matching ``pattern`` as one untranscribed clip."""
-    base = root / package
+def files(root: Path, package: str, folder: str, pattern: str, spk: str) -> List[Clip]:
+    """Every file under ``folder`` matching ``pattern``, as untranscribed clips."""
+    base = root / package / folder
     return [
         Clip(
             f"{spk}-{clean_id(p.relative_to(base).with_suffix('').as_posix())}",
@@ -263,12 +263,10 @@ def files(root: Path, package: str, pattern: str, spk: str) -> List[Clip]:
     ]
 
 
-def music(
-    root: Path, package: str, pattern: str, spk: str, seconds: float, max_segments: int
-) -> List[Clip]:
+def music(tracks: List[Clip], seconds: float, max_segments: int) -> List[Clip]:
     """Segments of ``seconds`` spread over each track (``max_segments`` at most)."""
     clips = []
-    for track in files(root, package, pattern, spk):
+    for track in tracks:
         with av.open(str(track.src)) as container:
             length = container.duration / av.time_base
         n = min(max_segments, int(length // seconds))
@@ -510,18 +508,31 @@ def main():
         speech += asterisk(root, lang, f"asterisk-core-sounds-{lang}-wav", dropped)
     test_en = asterisk(root, "en", "asterisk-core-sounds-en-g722", dropped)
     hw = "usr/share/games/hedgewars/Data"
-    voices = files(
-        root, "hedgewars-data", f"{hw}/Sounds/voices/*/*.ogg", "hedgewars_voice"
-    )
     voices = [
-        c._replace(spk="hedgewars_" + clean_id(c.src.parent.name)) for c in voices
+        c
+        for pack in sorted((root / "hedgewars-data" / hw / "Sounds/voices").iterdir())
+        for c in files(
+            root,
+            "hedgewars-data",
+            f"{hw}/Sounds/voices/{pack.name}",
+            "*.ogg",
+            "hedgewars_" + clean_id(pack.name),
+        )
     ]
-    seg = (args.music_segment_seconds, args.music_segments_per_track)
+    tracks = files(
+        root,
+        "warzone2100-music",
+        "usr/share/games/warzone2100/music",
+        "**/*.opus",
+        "warzone_music",
+    )
+    tracks += files(root, "hedgewars-data", f"{hw}/Music", "*.ogg", "hedgewars_music")
     sounds = (
-        music(root, "warzone2100-music", "**/*.opus", "warzone_music", *seg)
-        + music(root, "hedgewars-data", f"{hw}/Music/*.ogg", "hedgewars_music", *seg)
-        + files(root, "hedgewars-data", f"{hw}/Sounds/*.ogg", "hedgewars_sfx")
-        + files(root, "sonic-pi-samples", "**/*.flac", "sonicpi")
+        music(tracks, args.music_segment_seconds, args.music_segments_per_track)
+        + files(root, "hedgewars-data", f"{hw}/Sounds", "*.ogg", "hedgewars_sfx")
+        + files(
+            root, "sonic-pi-samples", "usr/share/sonic-pi/samples", "*.flac", "sonicpi"
+        )
         + tux_sound
     )
     for package, n in sorted(dropped.items()):

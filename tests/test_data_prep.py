@@ -1,6 +1,8 @@
 """Data preparation of the LibriTTS recipe, on small fake LibriTTS and sound trees."""
 
 import csv
+import gzip
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from conftest import ROOT
 LOCAL = ROOT / "local"
 RECIPE = ROOT / "egs2" / "libritts" / "almtok1"
 sys.path.append(str(LOCAL))  # the scripts import their helper from local/
-from prep_sound_folder import hash_fraction  # noqa: E402
+from kaldi_dir import hash_fraction  # noqa: E402
 
 # Speakers 84 and 8419: "84_..." sorts after "8419_...", so ids without the
 # "<speaker>-" prefix would be ordered differently from their speakers.
@@ -415,3 +417,204 @@ def test_run_sh_stage1(libritts: Path, esc50: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for name in ("train", "dev", "test_speech", "test_sound"):
         assert (recipe / "data" / name / "wav.scp").is_file()
+
+
+# ---------------------------------------------------------------- pkgaudio
+
+PKG_RECIPE = ROOT / "egs2" / "pkgaudio" / "almtok1"
+
+
+def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32")
+
+
+def encode_g722(path: Path, x: np.ndarray):
+    """Raw G.722 at 16 kHz, as Asterisk ships it (PyAV's encoder)."""
+    av = pytest.importorskip("av")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="g722") as container:
+        stream = container.add_stream("g722", rate=16000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(
+            (x * 32767).astype(np.int16)[None], format="s16", layout="mono"
+        )
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+
+
+def write_audio(path: Path, x: np.ndarray, rate: int, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, rate, **kwargs)
+
+
+@pytest.fixture
+def pkg_cache(tmp_path: Path) -> Path:
+    """An unpacked-package cache with a few files in each package's layout.
+
+    Every package carries the ``.complete`` stamp, so nothing is downloaded.
+    """
+    sys.path.insert(0, str(LOCAL))
+    from prep_pkgaudio import PACKAGES
+
+    cache = tmp_path / "cache"
+    root = cache / "root"
+    for pkg in PACKAGES:
+        (root / pkg).mkdir(parents=True)
+        (root / pkg / ".complete").write_text("1.0-1\n")
+    ogg = dict(format="OGG", subtype="VORBIS")
+    # Asterisk: English G.722 (held out), fr/it/ru 8 kHz wav; texts gzipped.
+    en = root / "asterisk-core-sounds-en-g722/usr/share/asterisk/sounds/en_US_f_A"
+    for name in ("hello", "beep", "dictate/pause", "no-text"):
+        encode_g722(en / f"{name}.g722", tone(0.6, 16000))
+    for lang in ("en", "fr", "it", "ru"):
+        doc = root / f"asterisk-core-sounds-{lang}/usr/share/doc"
+        doc = doc / f"asterisk-core-sounds-{lang}"
+        doc.mkdir(parents=True)
+        with gzip.open(doc / f"core-sounds-{lang}.txt.gz", "wt") as f:
+            f.write(f"; Core sounds in {lang}\n\nhello: Hello  world.\n")
+            f.write("beep: [a beep]\ndictate/pause: pause\nbye: Good bye.\n")
+        if lang != "en":
+            voice = root / f"asterisk-core-sounds-{lang}-wav/usr/share/asterisk"
+            for name in ("hello", "bye"):
+                write_audio(
+                    voice / f"sounds/{lang}_X_f_V/{name}.wav", tone(0.6, 8000), 8000
+                )
+    # Fish Fillets NG: texts in the main package, audio per language; ids repeat
+    # across levels; one clip has no text, one is empty.
+    games = "usr/share/games/fillets-ng"
+    for level in ("city", "barrel"):
+        for lang in ("cs", "nl"):
+            lua = root / f"fillets-ng-data/{games}/script/{level}/dialogs_{lang}.lua"
+            lua.parent.mkdir(parents=True, exist_ok=True)
+            lua.write_text(
+                '\ndialogId("x-m-a", "font_small", "Hi.")'
+                '\ndialogStr("Ahoj \\"ty\\".")\n'
+                '\ndialogId("x-v-b", "font_big", "Bye.")\ndialogStr("Nashle.")\n'
+                '\ndialogId("x-s-c", "font_statue", "Calm.")\ndialogStr("Klid.")\n'
+                '\ndialogId("x-p-d", "font_parrot", "Ara.")\ndialogStr("Ara!")\n'
+            )
+            sound = root / f"fillets-ng-data-{lang}/{games}/sound/{level}/{lang}"
+            for stem in ("x-m-a", "x-v-b", "x-s-c", "x-p-d", "x-m-notext"):
+                write_audio(sound / f"{stem}.ogg", tone(0.7, 22050), 22050, **ogg)
+    write_audio(sound / "x-m-a.ogg", np.zeros(2205, "float32"), 22050, **ogg)  # silent
+    # Tux Paint: a stamp's sound, its descriptions (English + French), a name.
+    stamps = root / "tuxpaint-stamps-default/usr/share/tuxpaint/stamps/animals"
+    stamps.mkdir(parents=True)
+    (stamps / "cat.txt").write_text(
+        "A cat.\nfr.utf8=Un chat.\nel.utf8=Μια γάτα.\nde.utf8=Eine Katze.\n",
+        encoding="utf-8",
+    )
+    for stem in ("cat", "cat_desc", "cat_desc_fr", "cat_desc_el", "cat_de"):
+        write_audio(stamps / f"{stem}.ogg", tone(0.8, 44100, 300), 44100, **ogg)
+    # Hedgewars voices, effects and music; Warzone music (Opus); Sonic Pi (FLAC).
+    hw = root / "hedgewars-data/usr/share/games/hedgewars/Data"
+    for pack in ("Pirate", "Robot"):
+        write_audio(
+            hw / f"Sounds/voices/{pack}/Hello.ogg", tone(0.5, 44100), 44100, **ogg
+        )
+    for i in range(12):
+        write_audio(hw / f"Sounds/fx{i}.ogg", tone(0.5, 44100, 200 + i), 44100, **ogg)
+        write_audio(
+            root / f"sonic-pi-samples/usr/share/sonic-pi/samples/bd_{i}.flac",
+            tone(0.5, 44100, 100 + i),
+            44100,
+        )
+    write_audio(hw / "Music/song.ogg", tone(7.5, 44100, 220), 44100, **ogg)
+    wz = root / "warzone2100-music/usr/share/games/warzone2100/music/albums/a"
+    write_audio(
+        wz / "track1.opus", tone(25.0, 48000, 330), 48000, format="OGG", subtype="OPUS"
+    )
+    return cache
+
+
+def prep_pkgaudio(cache: Path, out: Path, **overrides) -> subprocess.CompletedProcess:
+    opts = dict(
+        dev_speakers="fillets_cs_statue",
+        test_speakers="fillets_cs_parrot,tuxpaint_el",
+        test_sound_fraction=0.2,
+        music_segment_seconds=2.0,
+        music_segments_per_track=5,
+        max_dev_speech=0,
+        max_dev_sound=0,
+        max_test_other=0,
+        max_test_sound=0,
+        nj=2,
+    )
+    opts.update(overrides)
+    args = [a for k, v in opts.items() for a in (f"--{k}", v)]
+    return run("prep_pkgaudio.py", "--cache_dir", cache, "--out_dir", out, *args)
+
+
+def test_pkgaudio(pkg_cache: Path, tmp_path: Path):
+    out = tmp_path / "data"
+    log = ok(prep_pkgaudio(pkg_cache, out)).stderr
+    sets = ("train", "train_speech", "train_voice", "train_sound", "dev")
+    sets += ("test_en", "test_other", "test_sound")
+    for name in sets:
+        check_kaldi_dir(
+            out / name, text=name in ("train", "train_speech", "dev", "test_en")
+        )
+    spk = {n: set(table(out / n / "utt2spk").values()) for n in sets}
+    # English test prompts: never in training; bracket-only and unknown ones dropped.
+    assert table(out / "test_en/text") == {
+        "asterisk_en_US_f_A-dictate_pause": "pause",
+        "asterisk_en_US_f_A-hello": "Hello world.",
+    }
+    assert not any(s.startswith("asterisk_en") for s in spk["train"])
+    # Held-out speakers stay out of training.
+    assert spk["dev"] >= {"fillets_cs_statue"}
+    assert spk["test_other"] == {"fillets_cs_parrot", "tuxpaint_el"}
+    held_out = {s for s in spk["dev"] | spk["test_other"] if "fillets" in s}
+    assert held_out and not held_out & spk["train"]
+    # Sounds are held out by file: a track's segments stay in one set.
+    tracks = {
+        n: {u.rsplit("_", 1)[0] for u in table(out / n / "wav.scp") if "music" in u}
+        for n in ("train", "dev", "test_sound")
+    }
+    assert not tracks["train"] & (tracks["dev"] | tracks["test_sound"])
+    text = table(out / "train_speech/text")
+    # Ids repeat across levels: the level keeps them apart; escaped quotes kept.
+    assert text["fillets_cs_small-barrel_x_m_a"] == 'Ahoj "ty".'
+    assert text["tuxpaint_fr-animals_cat_desc_fr"] == "Un chat."
+    assert text["tuxpaint_en-animals_cat_desc"] == "A cat."
+    assert text["asterisk_fr_X_f_V-bye"] == "Good bye."
+    # The silent nl clip is skipped, the cs one with the same id is kept.
+    assert "fillets_nl_small-barrel_x_m_a" not in text
+    assert "fillets_cs_small-barrel_x_m_a" in text
+    assert spk["train_voice"] == {"hedgewars_Pirate", "hedgewars_Robot"}
+    # Music: floor(25 / 2) > 5 segments of the Warzone track, 3 of the 7.5 s song.
+    sound = table(out / "train_sound/wav.scp") | table(out / "test_sound/wav.scp")
+    sound |= {u: p for u, p in table(out / "dev/wav.scp").items() if "music" in u}
+    assert sum(u.startswith("warzone_music-") for u in sound) == 5
+    assert sum(u.startswith("hedgewars_music-") for u in sound) == 3
+    seg = sf.info(next(p for u, p in sound.items() if u.startswith("warzone")))
+    assert seg.channels == 1 and abs(seg.duration - 2.0) < 0.01
+    assert "tuxpaint_sfx-animals_cat" in sound or "tuxpaint_sfx-animals_cat" in table(
+        out / "dev/wav.scp"
+    )
+    # The manifest counts what was dropped and why.
+    manifest = json.loads((out / "manifest.json").read_text())
+    packages = manifest["packages"]
+    assert packages["fillets-ng-data-cs"]["dropped_without_transcript"] == 2
+    assert packages["fillets-ng-data-nl"]["dropped_unreadable"] == 1
+    assert packages["tuxpaint-stamps-default"]["dropped_without_transcript"] == 1
+    assert packages["asterisk-core-sounds-en-g722"]["dropped_without_transcript"] == 2
+    assert manifest["sets"]["test_en"]["clips"] == 2
+    assert "empty, silent" in log and "x-m-a.ogg" in log
+    assert "| test_en | 2 |" in (out / "README.md").read_text()
+    # A second run reuses the clips and writes the same directories.
+    before = {n: (out / n / "wav.scp").read_text() for n in sets}
+    ok(prep_pkgaudio(pkg_cache, out))
+    assert before == {n: (out / n / "wav.scp").read_text() for n in sets}
+
+
+def test_pkgaudio_errors(pkg_cache: Path, tmp_path: Path):
+    proc = prep_pkgaudio(pkg_cache, tmp_path / "data", dev_speakers="nobody")
+    assert proc.returncode != 0 and "no speech from ['nobody']" in proc.stderr
+    sys.path.insert(0, str(LOCAL))
+    from prep_pkgaudio import fetch
+
+    with pytest.raises(SystemExit, match="cannot fetch Debian package no-such-pkg-xyz"):
+        fetch(["no-such-pkg-xyz"], tmp_path / "cache2")
