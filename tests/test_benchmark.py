@@ -47,6 +47,7 @@ def test_systems_are_read_with_their_training_kind(tmp_path):
             "stage1_from 'y'",
         ),
         (dict(systems={**SYSTEMS, "x": {"config": "a", "seed": 1}}), "seed"),
+        (dict(anchors=["mp3_128k"]), "anchors: 'mp3_128k' is not one of"),
     ],
 )
 def test_bad_configs_are_refused_by_name(tmp_path, conf, message):
@@ -58,13 +59,15 @@ def test_bad_configs_are_refused_by_name(tmp_path, conf, message):
 
 def test_claims_compare_the_reference_with_each_baseline():
     scores = {
-        "almtok": {"mel_distance": 0.5, "stoi": 0.9},
-        "soundstream": {"mel_distance": 0.6, "stoi": 0.95},
-        "dac": {"mel_distance": 0.4, "stoi": None},
+        "almtok": {"mel_distance": 0.5, "stoi": 0.9, "dwer": 0.2},
+        "soundstream": {"mel_distance": 0.6, "stoi": 0.95, "dwer": 0.1},
+        "dac": {"mel_distance": 0.4, "stoi": None, "dwer": 0.3},
+        "codec2_450": {"mel_distance": 0.7, "stoi": 0.8, "dwer": 0.5},
     }
     report = dict(
         reference="almtok",
         baselines=["soundstream", "dac"],
+        anchors=["codec2_450"],
         systems={n: {"scores": {"test": s}} for n, s in scores.items()},
     )
     verdicts = {
@@ -75,7 +78,15 @@ def test_claims_compare_the_reference_with_each_baseline():
         ("soundstream", "stoi"): False,  # higher is better
         ("dac", "mel_distance"): False,
         ("dac", "stoi"): None,  # not measured: no verdict
+        ("soundstream", "dwer"): False,
+        ("dac", "dwer"): True,
+        ("codec2_450", "mel_distance"): True,
+        ("codec2_450", "stoi"): True,
+        ("codec2_450", "dwer"): True,
     }
+    # A metric the reference has no value for (no transcripts) gives no rows.
+    scores["almtok"]["dwer"] = None
+    assert {c["metric"] for c in claims(report)} == {"mel_distance", "stoi"}
 
 
 def fake_report(tmp_path):
@@ -109,10 +120,24 @@ def fake_report(tmp_path):
         config="bench.yaml",
         reference="almtok",
         baselines=["dac"],
+        anchors=["codec2_450"],
         epochs=2,
         iters_per_epoch=5,
         device="cpu",
-        systems={"almtok": system, "dac": {**system, "role": "baseline"}},
+        systems={
+            "almtok": system,
+            "dac": {**system, "role": "baseline"},
+            "codec2_450": {
+                **system,
+                "role": "anchor",
+                "training": "classic codec",
+                "generator_steps": None,
+                "params": None,
+                "params_ratio": None,
+                "bitrate": 446.0,
+                "probe": None,
+            },
+        },
         speed=speed,
         chunk=dict(
             num_utts=2,
@@ -131,6 +156,9 @@ def fake_report(tmp_path):
         ),
     )
     report["systems"]["dac"]["scores"] = {"test": {"mel_distance": 0.4, "stoi": 0.6}}
+    report["systems"]["codec2_450"]["scores"] = {
+        "test": {"mel_distance": 0.9, "stoi": 0.45, "dwer": 0.8}
+    }
     report["claims"] = claims(report)
     return report
 
@@ -141,6 +169,11 @@ def test_report_tables_and_plots(tmp_path):
     text = markdown(report, tmp_path)
     assert "| almtok | reference | two-stage | 10 | 1.000 |" in text
     assert "| test | stoi | dac | 0.500 | 0.600 | no |" in text
+    # The anchor's row: no steps or parameters; a dWER column because one system
+    # has a value, "-" for those without.
+    assert "| codec2_450 | anchor | classic codec | - | - | - | 446.0 |" in text
+    assert "dWER ↓" in text and "| 0.500 | 0.500 | - |" in text
+    assert "WER ↓" not in text.replace("dWER ↓", "")
     assert "| almtok | 0.900 | 0.500 | 0.500 | 0.250 | 3 / 3 | 2.0 / 2.0 |" in text
     assert "| speed table |" in text
     assert "| boundary | chunked | 0.700 | -3.000 |" in text and "1.00, 0.50" in text

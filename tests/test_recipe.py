@@ -337,6 +337,7 @@ def bench_run(recipe):
         baselines=["soundstream"],
         systems=BENCH_SYSTEMS,
         probe=dict(train_set="train_speech", test_set="test_speech", steps=4),
+        anchors=["codec2_450"],
         # No speed and chunk sections: those stages are skipped (their scripts
         # have tests of their own; the report's tables of them too).
     )
@@ -362,7 +363,11 @@ def test_benchmark_report_is_well_formed(bench_run):
     out = bench_run / "results"
     report = json.loads((out / "benchmark.json").read_text())
     systems = report["systems"]
-    assert list(systems) == list(BENCH_SYSTEMS)
+    assert list(systems) == list(BENCH_SYSTEMS) + ["codec2_450"]
+    anchor = systems.pop("codec2_450")
+    assert anchor["role"] == "anchor" and anchor["params"] is None
+    assert 400 < anchor["bitrate"] < 460  # the real rate, from its bit stream
+    assert 0 <= anchor["scores"]["test_speech"]["stoi"] <= 1
     assert systems["almtok"]["params_ratio"] == 1.0
     assert {s["bitrate"] for s in systems.values()} == {225.0}  # matched
     # Same stage 1, and stage 2 draws the same utterances: the same steps.
@@ -376,8 +381,11 @@ def test_benchmark_report_is_well_formed(bench_run):
             0 <= s["probe"]["ctc"]["cer_test"]
             and 0 <= s["probe"]["speaker"]["accuracy"] <= 1
         )
-    # One verdict per baseline, test set and claimed metric.
-    assert len(report["claims"]) == 1 * 1 * 2
+    # One verdict per baseline or anchor, test set and claimed metric; dWER
+    # where the recipe ran the speech metrics, for the anchor as for the models.
+    speech = anchor["scores"]["test_speech"]["dwer"] is not None
+    assert speech == (systems["almtok"]["scores"]["test_speech"]["dwer"] is not None)
+    assert len(report["claims"]) == 2 * 1 * (3 if speech else 2)
     assert all(isinstance(c["reference_better"], bool) for c in report["claims"])
     assert report["speed"] is None and report["chunk"] is None  # not configured
     table = (out / "benchmark.md").read_text()

@@ -30,7 +30,10 @@ same metrics. Stages (``--stage``/``--stop_stage``):
 4. Per system: the content probe (``espnet_almtok.bin.probe``).
 5. Speed and memory of the systems listed under ``speed`` (``bench_speed``), and
    the reference's quality at chunk boundaries against whole-file coding on
-   ``chunk.test_set`` (``chunk_quality``).
+   ``chunk.test_set`` (``chunk_quality``), and the classic codecs under
+   ``anchors`` (``anchor_inference``: Codec2, Opus) on the reference's test
+   sets, scored as the recipe scores (with the Whisper WERs, DNSMOS and
+   speaker similarity where the recipe computed them).
 6. Report under ``--out_dir``: ``benchmark.json``, ``benchmark.md`` and plots.
 
 The benchmark config (YAML; unknown keys are refused)::
@@ -47,6 +50,7 @@ The benchmark config (YAML; unknown keys are refused)::
     probe: {train_set: train_speech, test_set: test_speech, steps: 300}
     speed: {systems: [almtok, soundstream, dac], durations: [10, 60, 600]}
     chunk: {test_set: test_speech, chunk_seconds: 1.0, boundary_seconds: 0.2}
+    anchors: [codec2_450, codec2_700c, codec2_1300, opus_6k]
 
 Keys of ``probe``, ``speed`` and ``chunk`` other than those named are passed on
 as options of ``espnet_almtok.bin.probe``, ``bench_speed`` and ``chunk_quality``;
@@ -68,6 +72,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import yaml
 
+from espnet_almtok.anchors import ANCHORS
 from espnet_almtok.atomic import atomic_path
 from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.config_check import check_keys
@@ -82,6 +87,7 @@ TOP_KEYS = {
     "probe",
     "speed",
     "chunk",
+    "anchors",
 }
 SYSTEM_KEYS = {"config", "stage1_config", "stage2_config", "stage1_from"}
 # (metric, header, lower is better)
@@ -91,9 +97,13 @@ METRICS = (
     ("si_snr", "SI-SNR (dB)", False),
     ("pesq", "PESQ", False),
     ("stoi", "STOI", False),
+    ("wer", "WER", True),
+    ("dwer", "dWER", True),
+    ("dnsmos", "DNSMOS", False),
+    ("spk_sim", "spk sim", False),
 )
 LOWER_IS_BETTER = {metric: low for metric, _, low in METRICS}
-CLAIM_METRICS = ("mel_distance", "stoi")
+CLAIM_METRICS = ("mel_distance", "stoi", "dwer")
 
 
 @dataclass
@@ -145,6 +155,12 @@ def read_config(path: str) -> Dict[str, Any]:
     for name in [conf["reference"], *conf.get("baselines", [])]:
         if name not in systems:
             raise ValueError(f"{path}: '{name}' is not one of the systems")
+    for name in conf.get("anchors", []):
+        if name not in ANCHORS or name in systems:
+            raise ValueError(
+                f"{path}: anchors: '{name}' is not one of {sorted(ANCHORS)} "
+                "(or it is also a system's name)"
+            )
     return conf
 
 
@@ -228,8 +244,36 @@ class Benchmark:
 
     def scores(self, system: System) -> Dict[str, Any]:
         """Per test set: the summary of the recipe's scoring (RESULTS.json)."""
-        results = json.loads((self.exp(system) / "RESULTS.json").read_text())
-        return {Path(r["score_dir"]).parent.parent.name: r for r in results["results"]}
+        return read_results(self.exp(system))
+
+    def anchor(self, name: str):
+        """Code the reference's test sets with a classic codec; score as stage 8."""
+        score_dirs = []
+        for dset, ref in self.scores(self.systems[self.conf["reference"]]).items():
+            out = self.expdir / "anchors" / name / dset / "fixed"
+            if not (out / "decode_stats.json").is_file():
+                cmd = [sys.executable, "-m", "espnet_almtok.bin.anchor_inference"]
+                cmd += ["--anchor", name, "--wav_scp", f"dump/raw/{dset}/wav.scp"]
+                self.run(cmd + ["--out_dir", str(out)], f"{name}: coding {dset}")
+            cmd = [sys.executable, "-m", "espnet_almtok.bin.score", "--tag", name]
+            cmd += ["--ref_scp", f"dump/raw/{dset}/wav.scp"]
+            cmd += ["--hyp_scp", str(out / "wav" / "wav.scp")]
+            cmd += ["--decode_stats", str(out / "decode_stats.json")]
+            cmd += ["--out_dir", str(out / "score")]
+            # Speech metrics exactly where the recipe computed them for the models.
+            speech = "dwer" in ref["metrics"]
+            cmd += ["--speech_metrics", str(speech).lower()]
+            if speech and Path(f"dump/raw/{dset}/text").is_file():
+                cmd += ["--text", f"dump/raw/{dset}/text"]
+            self.run(cmd, f"{name}: scoring {dset}")
+            score_dirs.append(str(out / "score"))
+        cmd = [sys.executable, "-m", "espnet_almtok.bin.summarize", "--score_dirs"]
+        cmd += score_dirs + [
+            "--out",
+            str(self.expdir / "anchors" / name / "RESULTS.md"),
+        ]
+        cmd += ["--json", str(self.expdir / "anchors" / name / "RESULTS.json")]
+        self.run(cmd, f"{name}: summary")
 
     def model(self, system: System) -> Dict[str, str]:
         """The decoded model's config and file, as stage 7 used them."""
@@ -309,14 +353,27 @@ class Benchmark:
         self.run(cmd + as_options(conf), "quality at chunk boundaries")
 
 
+def read_results(exp: Path) -> Dict[str, Any]:
+    """Per test set: the summaries in ``<exp>/RESULTS.json`` (stage 8's layout:
+    ``.../<test set>/<window>/score``)."""
+    results = json.loads((exp / "RESULTS.json").read_text())
+    return {Path(r["score_dir"]).parent.parent.name: r for r in results["results"]}
+
+
 def claims(report: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Whether the reference beats each baseline on ``CLAIM_METRICS``, per test set."""
+    """Whether the reference beats each baseline and anchor on ``CLAIM_METRICS``.
+
+    One row per test set, metric and other system; a metric the test set has no
+    value for (dWER without transcripts or speech metrics) gives no row.
+    """
     ref = report["reference"]
     rows = []
-    for base in report["baselines"]:
+    for base in report["baselines"] + report["anchors"]:
         for dset, scores in report["systems"][ref]["scores"].items():
             for metric in CLAIM_METRICS:
-                ours = scores[metric]
+                ours = scores.get(metric)
+                if ours is None:
+                    continue
                 theirs = report["systems"][base]["scores"].get(dset, {}).get(metric)
                 better = None
                 if ours is not None and theirs is not None:
@@ -345,6 +402,7 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
         config=bench.args.config,
         reference=conf["reference"],
         baselines=conf.get("baselines", []),
+        anchors=conf.get("anchors", []),
         epochs=2 * conf["epochs_per_stage"],
         iters_per_epoch=conf["iters_per_epoch"],
         device=bench.device,
@@ -373,19 +431,43 @@ def collect(bench: Benchmark) -> Dict[str, Any]:
             params=counts[configs[name]]["codec_path"],
             params_ratio=counts[configs[name]]["codec_path_ratio"],
             bitrate=next(iter(scores.values()))["decode"]["bitrate"],
-            scores={
-                dset: {m: r["metrics"][m]["mean"] for m, _, _ in METRICS}
-                for dset, r in scores.items()
-            },
-            num_utts={dset: r["num_utts"] for dset, r in scores.items()},
+            **set_scores(scores),
             probe=json.loads(probe.read_text()) if probe.exists() else None,
             code_usage=code_usage(tokens) if probe.exists() else None,
+        )
+    for name in report["anchors"]:
+        scores = read_results(bench.expdir / "anchors" / name)
+        report["systems"][name] = dict(
+            role="anchor",
+            generator_steps=None,
+            training="classic codec",
+            config=None,
+            params=None,
+            params_ratio=None,
+            bitrate=next(iter(scores.values()))["decode"]["bitrate"],
+            **set_scores(scores),
+            probe=None,
+            code_usage=None,
         )
     for key, path in (("speed", "speed/speed.json"), ("chunk", "chunk_quality.json")):
         path = bench.out / path
         report[key] = json.loads(path.read_text()) if path.exists() else None
     report["claims"] = claims(report)
     return report
+
+
+def set_scores(scores: Dict[str, Any]) -> Dict[str, Any]:
+    """Mean of each of ``METRICS`` (None where not computed) and utterance counts."""
+    return dict(
+        scores={
+            dset: {
+                m: r["metrics"][m]["mean"] if m in r["metrics"] else None
+                for m, _, _ in METRICS
+            }
+            for dset, r in scores.items()
+        },
+        num_utts={dset: r["num_utts"] for dset, r in scores.items()},
+    )
 
 
 def trained_steps(exp: Path) -> Optional[int]:
@@ -446,17 +528,25 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
         f"{report['device']} at the bitrate in the table. Reference: "
         f"`{report['reference']}`. Arrows: which way is better.\n\n",
     ]
-    header = ["system", "role", "training", "steps", "params (M)", "vs ref", "bit/s"]
-    header += [h + (" ↓" if low else " ↑") for _, h, low in METRICS]
     test_sets = list(systems[report["reference"]]["scores"])
     for dset in test_sets:
+        # Only the metrics some system has for this set (WERs need transcripts).
+        metrics = [
+            (m, h, low)
+            for m, h, low in METRICS
+            if any(
+                s["scores"].get(dset, {}).get(m) is not None for s in systems.values()
+            )
+        ]
+        header = ["system", "role", "training", "steps", "params (M)", "vs ref"]
+        header += ["bit/s"] + [h + (" ↓" if low else " ↑") for _, h, low in metrics]
         rows = []
         for name, s in systems.items():
             rows.append(
                 [name, s["role"], s["training"], _fmt(s["generator_steps"], "{}")]
-                + [f"{s['params'] / 1e6:.3f}"]
-                + [f"{s['params_ratio']:.2f}", _fmt(s["bitrate"], "{:.1f}")]
-                + [_fmt(s["scores"].get(dset, {}).get(m)) for m, _, _ in METRICS]
+                + [_fmt(s["params"] and s["params"] / 1e6)]
+                + [_fmt(s["params_ratio"], "{:.2f}"), _fmt(s["bitrate"], "{:.1f}")]
+                + [_fmt(s["scores"].get(dset, {}).get(m)) for m, _, _ in metrics]
             )
         text += [f"## Reconstruction: {dset}\n\n", markdown_table(header, rows), "\n"]
     if report["claims"]:
@@ -467,7 +557,7 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
             for c in report["claims"]
         ]
         text += [
-            f"## Does `{report['reference']}` beat the baselines?\n\n",
+            f"## Does `{report['reference']}` beat the baselines and anchors?\n\n",
             markdown_table(
                 ["test set", "metric", "baseline", "reference", "baseline value"]
                 + ["reference better"],
@@ -522,7 +612,8 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
         ]
         text += [
             f"## Chunked against whole-file coding (`{report['reference']}`)\n\n",
-            f"{chunk['num_utts']} utterances of `{chunk['wav_scp']}` coded in chunks of "
+            f"{chunk['num_utts']} utterances of `{chunk['wav_scp']}` coded in chunks "
+            "of "
             f"{chunk['chunk_seconds']:.2f} s ({chunk['num_boundaries']} boundaries) "
             f"and whole; regions of {chunk['boundary_seconds']:.2f} s either side of "
             "each boundary, mid-chunk, and whole utterances. Tokens left unchanged "
@@ -547,13 +638,18 @@ def plots(report: Dict[str, Any], out: Path):
     systems = report["systems"]
     names = list(systems)
     colours = [
-        {"reference": "tab:red", "baseline": "tab:blue"}.get(
+        {"reference": "tab:red", "baseline": "tab:blue", "anchor": "tab:green"}.get(
             systems[n]["role"], "tab:gray"
         )
         for n in names
     ]
     test_sets = list(systems[report["reference"]]["scores"])
-    panels = [(d, m) for d in test_sets for m in CLAIM_METRICS]
+    panels = [
+        (d, m)
+        for d in test_sets
+        for m in CLAIM_METRICS
+        if any(s["scores"].get(d, {}).get(m) is not None for s in systems.values())
+    ]
     probes = [n for n in names if systems[n]["probe"]]
     if probes:
         panels += [("probe", "cer_test"), ("probe", "accuracy")]
@@ -647,6 +743,9 @@ def main(cmd: Optional[List[str]] = None):
         bench.speed()
     if wanted(5) and has("chunk"):
         bench.chunk_quality()
+    if wanted(5):
+        for name in bench.conf.get("anchors", []):
+            bench.anchor(name)
     if wanted(6):
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
