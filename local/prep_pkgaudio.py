@@ -141,6 +141,7 @@ def fetch(packages: Iterable[str], cache: Path) -> Tuple[Dict[str, str], int, fl
             seconds += time.time() - start
             nbytes += debs[-1].stat().st_size
             tmp = root.with_name(pkg + ".tmp")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["rm", "-rf", str(tmp), str(root)], check=True)
             proc = subprocess.run(
                 ["dpkg", "-x", str(debs[-1]), str(tmp)], capture_output=True, text=True
