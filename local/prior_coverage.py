@@ -34,17 +34,14 @@ def residual(x: np.ndarray, books: np.ndarray) -> Tuple[np.ndarray, List[np.ndar
 
 def coverage(x: np.ndarray, books: np.ndarray, num_speech: int) -> dict:
     var = ((x - x.mean(0)) ** 2).sum()
-    row = {
-        name: float((residual(x, part)[0] ** 2).sum() / var)
-        for name, part in (
-            ("full", books),
-            ("speech_half", books[:, :num_speech]),
-            ("sound_half", books[:, num_speech:]),
-        )
-    }
-    row["layer1_sound_half_share"] = float(
-        (residual(x, books)[1][0] >= num_speech).mean()
-    )
+    full, codes = residual(x, books)
+    row = {"full": float((full**2).sum() / var)}
+    for name, part in (
+        ("speech_half", books[:, :num_speech]),
+        ("sound_half", books[:, num_speech:]),
+    ):
+        row[name] = float((residual(x, part)[0] ** 2).sum() / var)
+    row["layer1_sound_half_share"] = float((codes[0] >= num_speech).mean())
     row["frames"] = len(x)
     return row
 
