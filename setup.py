@@ -82,6 +82,9 @@ setup(
         "pystoi",
         "transformers",
         "tensorboard",
+        # The istft UnPatchify is Vocos's backbone and head: model files hold
+        # their parameter names, so the version is pinned.
+        "vocos==0.1.0",
     ],
     extras_require={
         "test": ["pytest"],

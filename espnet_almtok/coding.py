@@ -25,7 +25,8 @@ class ChunkedCoder:
         window_size: ALMTokenizer frames per token (default: its inference
             window). Other codecs have one fixed rate and refuse a window.
         chunk_seconds: Chunk length, rounded down to whole tokens; ``0`` codes
-            each input whole.
+            each input whole (default: an ALMTokenizer's own ``chunk_seconds``,
+            ``DEFAULT_CHUNK_SECONDS`` for other codecs).
     """
 
     @typechecked
@@ -33,7 +34,7 @@ class ChunkedCoder:
         self,
         codec: nn.Module,
         window_size: Optional[int] = None,
-        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        chunk_seconds: Optional[float] = None,
     ):
         self.codec = codec
         self.native = isinstance(codec, ALMTokenizer)
@@ -49,6 +50,10 @@ class ChunkedCoder:
             self.window = None
             self.meta = codec.meta_info()
         self.unit = self.meta["frame_shift"]
+        if chunk_seconds is None:
+            chunk_seconds = (
+                codec.chunk_seconds if self.native else DEFAULT_CHUNK_SECONDS
+            )
         self.chunk_seconds = chunk_seconds
         self.chunk = chunk_samples(chunk_seconds, self.meta["fs"], self.unit)
 

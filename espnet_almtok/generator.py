@@ -46,6 +46,9 @@ class ALMTokenizerGenerator(nn.Module):
         dim: Width of frames, tokens and transformers.
         patchify_kind: ``conv`` (SEANet) or ``linear``.
         patchify_params: Arguments of the patchify kind (see ``patchify.py``).
+        unpatchify_kind: ``istft`` (Vocos decoder) or None (the decoder of
+            ``patchify_kind``).
+        unpatchify_params: Arguments of the ``istft`` decoder.
         encoder_params: Query (or strided) encoder settings (``num_layers``,
             ``num_heads``, ``ff_dim``, ``dropout``).
         decoder_params: Query (or strided) decoder settings, as
@@ -73,6 +76,8 @@ class ALMTokenizerGenerator(nn.Module):
         dim: int = 512,
         patchify_kind: str = "conv",
         patchify_params: Optional[Dict[str, Any]] = None,
+        unpatchify_kind: Optional[str] = None,
+        unpatchify_params: Optional[Dict[str, Any]] = None,
         encoder_params: Optional[Dict[str, Any]] = None,
         decoder_params: Optional[Dict[str, Any]] = None,
         quantizer_params: Optional[Dict[str, Any]] = None,
@@ -99,7 +104,7 @@ class ALMTokenizerGenerator(nn.Module):
         self.compression = compression
 
         self.patchify, self.unpatchify = build_patchify(
-            patchify_kind, dim, patchify_params
+            patchify_kind, dim, patchify_params, unpatchify_kind, unpatchify_params
         )
         self.hop = self.patchify.hop
         self.mae = None

@@ -7,6 +7,12 @@ Two kinds:
   padding that batching or a longer clip adds cannot change earlier frames.
 * ``linear``: fixed-size waveform patches, a linear layer and transformer
   blocks (StableCodec style); padded patches are masked in attention.
+
+UnPatchify may instead be ``istft`` (``unpatchify_kind``): Vocos's ConvNeXt
+backbone at the frame rate and an inverse-STFT head. It computes nothing at the
+sample rate, so a step costs a fraction of SEANet's decoder, and it learns the
+spectrum the mel loss scores directly rather than through eight upsampling
+layers.
 """
 
 from typing import Any, Dict, Optional
@@ -17,8 +23,10 @@ from espnet2.gan_codec.shared.decoder.seanet import SEANetDecoder
 from espnet2.gan_codec.shared.encoder.seanet import SEANetEncoder
 from torch import nn
 from typeguard import typechecked
+from vocos.heads import ISTFTHead
+from vocos.models import VocosBackbone
 
-from espnet_almtok.config_check import accepted_keys, check_keys
+from espnet_almtok.config_check import accepted_keys, build_checked, check_keys
 from espnet_almtok.initialization import init_variance_preserving
 from espnet_almtok.transformer import TransformerStack, length_mask
 
@@ -166,9 +174,48 @@ class LinearUnPatchify(_LinearPatches):
         return patches.reshape(e.size(0), 1, -1)
 
 
+class ISTFTUnPatchify(nn.Module):
+    """Vocos: ConvNeXt blocks on the frames, then magnitude and phase, iSTFT.
+
+    Args:
+        dim: Frame dimension.
+        hop: Samples per frame (the patchify hop).
+        width: ConvNeXt channels.
+        ff_dim: ConvNeXt inner width.
+        num_layers: ConvNeXt blocks.
+        n_fft: FFT size of the head (a multiple of ``hop`` keeps frames aligned).
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        dim: int,
+        hop: int,
+        width: int = 256,
+        ff_dim: int = 768,
+        num_layers: int = 4,
+        n_fft: Optional[int] = None,
+    ):
+        super().__init__()
+        self.hop = hop
+        self.backbone = VocosBackbone(dim, width, ff_dim, num_layers)
+        # "same" padding: exactly hop samples per frame, as the other kinds.
+        self.head = ISTFTHead(width, n_fft or 4 * hop, hop, padding="same")
+
+    def forward(self, e: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, dim) frames to a (B, 1, T * hop) waveform."""
+        return self.head(self.backbone(e.transpose(1, 2))).unsqueeze(1)
+
+
 @typechecked
-def build_patchify(kind: str, dim: int, params: Optional[Dict[str, Any]] = None):
-    """Build the (patchify, unpatchify) pair of the given kind.
+def build_patchify(
+    kind: str,
+    dim: int,
+    params: Optional[Dict[str, Any]] = None,
+    unpatchify_kind: Optional[str] = None,
+    unpatchify_params: Optional[Dict[str, Any]] = None,
+):
+    """Build the (patchify, unpatchify) pair.
 
     Args:
         kind: ``conv`` or ``linear``.
@@ -176,6 +223,9 @@ def build_patchify(kind: str, dim: int, params: Optional[Dict[str, Any]] = None)
         params: Keyword arguments of the chosen kind (SEANet arguments for
             ``conv``; ``hop``/``num_layers``/``num_heads``/``dropout`` for
             ``linear``). ``causal`` only applies to the patchify side.
+        unpatchify_kind: ``istft`` for Vocos's decoder (``ISTFTUnPatchify``);
+            None: the decoder of ``kind``, with the same ``params``.
+        unpatchify_params: ``ISTFTUnPatchify`` arguments (``istft`` only).
 
     Returns:
         Tuple of two modules, each with a ``hop`` attribute.
@@ -187,13 +237,33 @@ def build_patchify(kind: str, dim: int, params: Optional[Dict[str, Any]] = None)
         check_keys(
             params, accepted_keys(SEANetEncoder) - {"dimension", "causal"}, where
         )
-        return (
+        patchify, unpatchify_cls = (
             ConvPatchify(dim, causal=causal, **params),
-            ConvUnPatchify(dim, **params),
+            ConvUnPatchify,
         )
-    if kind == "linear":
+    elif kind == "linear":
         check_keys(params, accepted_keys(_LinearPatches.__init__) - {"dim"}, where)
-        return LinearPatchify(dim, **params), LinearUnPatchify(dim, **params)
+        patchify, unpatchify_cls = LinearPatchify(dim, **params), LinearUnPatchify
+    else:
+        raise ValueError(
+            f"unknown patchify kind '{kind}'; expected one of "
+            f"{', '.join(PATCHIFY_KINDS)}"
+        )
+    if unpatchify_kind is None:
+        if unpatchify_params:
+            raise ValueError(
+                "generator_params.unpatchify_params needs unpatchify_kind: istft"
+            )
+        return patchify, unpatchify_cls(dim, **params)
+    if unpatchify_kind == "istft":
+        return patchify, build_checked(
+            ISTFTUnPatchify,
+            unpatchify_params,
+            "generator_params.unpatchify_params",
+            dim=dim,
+            hop=patchify.hop,
+        )
     raise ValueError(
-        f"unknown patchify kind '{kind}'; expected one of {', '.join(PATCHIFY_KINDS)}"
+        f"unknown unpatchify kind '{unpatchify_kind}'; expected istft (or null for "
+        f"the patchify kind's own decoder)"
     )

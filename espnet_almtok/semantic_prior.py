@@ -25,6 +25,13 @@ commitment loss is cheapest when every token sits on one entry: a tiny stage 2
 trained with ESPnet let its encoder's spread across tokens fall to a fifth and
 used 1-2 codes per layer from then on.
 
+Per-dimension standardization does not decorrelate: stage-1 frames keep 61 %
+of their variance in one direction and 98 % in four (loudness, mostly), and so
+did the projected vectors, which then reached 11-16 of 2048 entries of layer 1
+on held-out speech. ``whiten_input`` whitens the encoder vectors (running ZCA,
+like the standardization above) before ``in_proj``, so every direction the
+encoder varies in counts in the nearest-entry search.
+
 For ablations the codebooks can instead be trainable parameters
 (``trainable_codebooks: true``), initialised from the file or at random
 (``codebook_init: random``); they then learn through a VQ-VAE codebook loss.
@@ -116,6 +123,27 @@ def standardize(books: torch.Tensor) -> torch.Tensor:
     return (books - shift) / std
 
 
+def fold_in(
+    mean: torch.Tensor, spread: torch.Tensor, x: torch.Tensor, momentum: float
+) -> None:
+    """Fold the (n, d) vectors ``x`` into a running mean and variance (``spread``
+    of shape (d,)) or covariance ((d, d)), in place.
+
+    The batch's own spread plus its mean's distance from the running mean: a
+    batch of chunks from few recordings varies less than the data (ESPnet's
+    chunk iterator made held-out spreads 15 times the average batch's), and
+    the running value must be the data's.
+    """
+    if x.size(0) < 2:
+        return
+    mean.lerp_(x.mean(0), momentum)
+    centred = x - mean
+    if spread.dim() == 1:
+        spread.lerp_(centred.pow(2).mean(0), momentum)
+    else:
+        spread.lerp_(centred.t() @ centred / x.size(0), momentum)
+
+
 CODEBOOK_INITS = ("kmeans", "random")
 
 
@@ -139,6 +167,17 @@ class SemanticPriorRVQ(nn.Module):
             no semantic prior.
         input_norm_momentum: Momentum of the running statistics that
             standardize projected encoder vectors at inference.
+        whiten_input: Whiten the encoder vectors before ``in_proj`` by their
+            running mean and covariance (see the module docstring).
+        whiten_eps: Added to the covariance's eigenvalues, as a share of their
+            median: directions with much less variance than most are damped,
+            not blown up to unit scale.
+        running_stats: Standardize by running statistics of the data in
+            training too (each batch folded in first, see ``fold_in``), so
+            training codes as inference does. Batch statistics assume batches
+            that vary like the data; ESPnet's chunk iterator fills one with
+            chunks of few recordings, and held-out vectors came out at 3.8
+            times the training scale, off the entries training had used.
     """
 
     @typechecked
@@ -153,6 +192,9 @@ class SemanticPriorRVQ(nn.Module):
         trainable_codebooks: bool = False,
         random_codebooks_for_debugging: bool = False,
         input_norm_momentum: float = 0.01,
+        whiten_input: bool = False,
+        whiten_eps: float = 0.1,
+        running_stats: bool = False,
     ):
         super().__init__()
         self.missing_file = None
@@ -213,6 +255,12 @@ class SemanticPriorRVQ(nn.Module):
         self.input_norm = nn.BatchNorm1d(codebook_dim, affine=False)
         self.input_norm_momentum = input_norm_momentum
         self.out_proj = init_variance_preserving(nn.Linear(codebook_dim, dim))
+        self.whiten_input = whiten_input
+        self.running_stats = running_stats
+        self.whiten_eps = whiten_eps
+        if whiten_input:
+            self.register_buffer("whiten_mean", torch.zeros(dim))
+            self.register_buffer("whiten_cov", torch.eye(dim))
 
     def _check_loaded(self):
         # Checked until a state dict has filled the codebooks, then never again:
@@ -237,7 +285,6 @@ class SemanticPriorRVQ(nn.Module):
             batch_stats: Standardize by the valid positions' statistics and
                 track them (training), or by the running statistics (coding).
         """
-        z = self.in_proj(h)
         norm = self.input_norm
         momentum = 0.0
         if batch_stats:
@@ -246,16 +293,47 @@ class SemanticPriorRVQ(nn.Module):
             # the running statistics never keep their arbitrary initial values.
             seen = int(norm.num_batches_tracked)
             momentum = max(self.input_norm_momentum, 1.0 / seen)
+        if self.whiten_input:
+            h = self.whiten(h, valid, momentum)
+        z = self.in_proj(h)
         out = torch.zeros_like(z)
+        if not self.running_stats:
+            out[valid] = F.batch_norm(
+                z[valid],
+                norm.running_mean,
+                norm.running_var,
+                training=batch_stats,
+                momentum=momentum,
+                eps=norm.eps,
+            )
+            return out
+        if momentum > 0:
+            with torch.no_grad():
+                fold_in(norm.running_mean, norm.running_var, z[valid], momentum)
         out[valid] = F.batch_norm(
-            z[valid],
-            norm.running_mean,
-            norm.running_var,
-            training=batch_stats,
-            momentum=momentum,
-            eps=norm.eps,
+            z[valid], norm.running_mean, norm.running_var, eps=norm.eps
         )
         return out
+
+    def whiten(
+        self, h: torch.Tensor, valid: torch.Tensor, momentum: float
+    ) -> torch.Tensor:
+        """ZCA-whiten (B, N, dim) vectors by the running statistics, first
+        folding the valid ones in with ``momentum`` (0: leave them as they are).
+
+        The statistics carry no gradient: the encoder learns through the fixed
+        transform of this step, as through an evaluation-mode batch norm.
+        """
+        if momentum > 0:
+            with torch.no_grad():
+                fold_in(self.whiten_mean, self.whiten_cov, h[valid], momentum)
+        cov = self.whiten_cov
+        evals, evecs = torch.linalg.eigh(cov)
+        evals = evals.clamp(min=0)
+        # The median, not the mean: one loud direction must not set the floor.
+        evals = evals + self.whiten_eps * evals.median() + 1e-12
+        transform = (evecs * evals.rsqrt()) @ evecs.t()
+        return (h - self.whiten_mean) @ transform
 
     def quantize(
         self,

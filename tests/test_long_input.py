@@ -100,6 +100,32 @@ def test_chunked_coding_keeps_the_whole_file_shapes(tiny, speechlike):
         )
 
 
+def test_the_codec_chunk_is_the_default_chunk(speechlike):
+    """``codec_conf.chunk_seconds`` is the chunk of ``encode_chunked``,
+    ``decode_chunked`` and ``ChunkedCoder`` when none is given."""
+    from espnet_almtok.codec import ALMTokenizer
+    from espnet_almtok.coding import ChunkedCoder
+
+    torch.manual_seed(0)
+    conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
+    codec = ALMTokenizer(**conf, chunk_seconds=CHUNK).eval()
+    x = speechlike(9000)[None]
+    n = torch.tensor([9000])
+    with torch.no_grad():
+        codes, tokens = codec.encode_chunked(x, n)
+        assert torch.equal(codes, codec.encode_chunked(x, n, None, CHUNK)[0])
+        assert not torch.equal(codes, codec.encode_chunked(x, n, None, 0)[0])
+        assert torch.equal(
+            codec.decode_chunked(codes, None, tokens),
+            codec.decode_chunked(codes, None, tokens, CHUNK),
+        )
+        coder = ChunkedCoder(codec)
+        assert coder.chunk == codec.chunk_samples(CHUNK)
+        assert torch.equal(coder.encode(x, n)[0], codes)
+    with pytest.raises(ValueError, match="chunk_seconds must be >= 0"):
+        ALMTokenizer(**conf, chunk_seconds=-1.0)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """An ESPnet config.yaml and model file of the tiny stage-2 model."""

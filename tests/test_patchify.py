@@ -18,6 +18,21 @@ def test_frames_and_waveform_shapes(kind, params):
     assert unpatchify(e, lengths).shape == (2, 1, 320)
 
 
+def test_istft_unpatchify_shapes_and_refusals():
+    patchify, unpatchify = build_patchify(
+        "conv", 16, CONV, "istft", dict(width=8, ff_dim=16, num_layers=1)
+    )
+    assert unpatchify.hop == patchify.hop == 32
+    e = torch.randn(2, 10, 16)
+    assert unpatchify(e, torch.tensor([10, 10])).shape == (2, 1, 320)
+    with pytest.raises(ValueError, match="unknown unpatchify kind 'hifigan'"):
+        build_patchify("conv", 16, CONV, "hifigan")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['depth'\]"):
+        build_patchify("conv", 16, CONV, "istft", dict(depth=2))
+    with pytest.raises(ValueError, match="needs unpatchify_kind: istft"):
+        build_patchify("conv", 16, CONV, None, dict(width=8))
+
+
 def test_conv_patchify_is_causal():
     """Padding after a clip cannot change its frames."""
     patchify, _ = build_patchify("conv", 16, CONV)

@@ -147,3 +147,81 @@ def test_projected_vectors_are_standardized_so_a_narrow_encoder_still_spreads(
     assert torch.equal(rvq.encode(h), coded)
     agree = (rvq.encode(h) == codes).float().mean((1, 2))
     assert (agree > 0.9).all(), agree
+
+
+def test_whitening_lets_every_direction_of_the_encoder_count(tmp_path):
+    """Vectors with 99.9 % of their variance in one direction: per-dimension
+    standardization reaches few entries; whitening reaches many, its running
+    covariance whitens, and a model file carries it (the codes reload equal)."""
+    torch.manual_seed(0)
+    path = tmp_path / "codebooks.npz"
+    save_codebooks(path, np.random.randn(1, 256, 16).astype(np.float32), "test", 128)
+    direction = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    valid = torch.ones(8, 40, dtype=torch.bool)
+
+    def batch():
+        h = 0.03 * torch.randn(8, 40, 16)
+        return h + 30 * torch.randn(8, 40, 1) * direction
+
+    used = {}
+    for whiten in (False, True):
+        rvq = SemanticPriorRVQ(
+            16,
+            n_q=1,
+            codebook_size=256,
+            codebook_dim=16,
+            codebook_file=str(path),
+            whiten_input=whiten,
+        )
+        for _ in range(200):
+            rvq(batch(), valid)
+        used[whiten] = rvq.encode(batch()).unique().numel()
+    assert used[True] >= 3 * used[False], used
+    h = batch()[valid]
+    white = rvq.whiten(h, torch.ones(len(h), dtype=torch.bool), 0.0)
+    cov = torch.cov(white.t())
+    assert torch.allclose(cov.diagonal(), torch.ones(16), atol=0.3), cov.diagonal()
+    torch.save(rvq.state_dict(), tmp_path / "model.pth")
+    rebuilt = SemanticPriorRVQ(
+        16,
+        n_q=1,
+        codebook_size=256,
+        codebook_dim=16,
+        codebook_file=str(path),
+        whiten_input=True,
+    )
+    rebuilt.load_state_dict(torch.load(tmp_path / "model.pth"))
+    h = batch()
+    assert torch.equal(rebuilt.encode(h), rvq.encode(h))
+
+
+def test_running_stats_track_the_data_not_the_batches(book_file):
+    """Batches of chunks from one recording each (narrow batches, spread-out
+    means): ``running_stats`` keeps the data's variance, so vectors code at the
+    scale training saw; batch statistics would keep a tenth of it."""
+    from espnet_almtok.semantic_prior import fold_in
+
+    torch.manual_seed(0)
+    mean, var = torch.zeros(4), torch.ones(4)
+    batches = [torch.randn(4) * 3 + 0.3 * torch.randn(40, 4) for _ in range(3000)]
+    for i, x in enumerate(batches, 1):
+        fold_in(mean, var, x, max(0.01, 1 / i))
+    data = torch.cat(batches[-1000:])
+    assert torch.allclose(var, data.var(0), rtol=0.25), (var, data.var(0))
+    assert (var > 5 * torch.stack([x.var(0) for x in batches]).mean(0)).all()
+    rvq = SemanticPriorRVQ(
+        6,
+        n_q=3,
+        codebook_size=16,
+        codebook_dim=8,
+        codebook_file=str(book_file),
+        running_stats=True,
+    )
+    valid = torch.ones(1, 40, dtype=torch.bool)
+    for _ in range(300):
+        rvq(torch.randn(6) * 3 + 0.3 * torch.randn(1, 40, 6), valid)
+    h = torch.randn(6) * 3 + 0.3 * torch.randn(1, 40, 6)
+    # Training codes as coding does: the same statistics, folded in first.
+    rvq.train()
+    trained_codes = rvq(h, valid)[1]
+    assert (trained_codes == rvq.encode(h)).float().mean() > 0.9

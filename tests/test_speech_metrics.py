@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from espnet_almtok import speech_metrics
-from espnet_almtok.bin.score import get_parser, score
+from espnet_almtok.bin.score import get_parser, score, spread
 from espnet_almtok.speech_metrics import (
     SpeechScorer,
     normalize_text,
@@ -117,8 +117,8 @@ def test_a_missing_package_skips_its_metric(monkeypatch, caplog):
     assert "'resemblyzer' is not installed" in caplog.text
 
 
-def test_score_cli_writes_the_speech_metrics(tmp_path, voices):
-    """Keys, per-utterance values and pooled WERs of ``score --text``."""
+def write_pairs(tmp_path, voices):
+    """ref/ and hyp/ scp files: a perfect codec ("same") and a swapped voice."""
     pairs = {
         "same": (voices["rms"], voices["rms"]),  # a perfect codec
         "swap": (voices["rms"], voices["slt"]),  # another voice and sentence
@@ -133,12 +133,17 @@ def test_score_cli_writes_the_speech_metrics(tmp_path, voices):
         (tmp_path / side / "wav.scp").write_text("".join(lines))
     # Only "same" has a transcript.
     (tmp_path / "text").write_text(f"same {SENTENCE}\n")
-    args = get_parser().parse_args(
+    return get_parser().parse_args(
         ["--ref_scp", str(tmp_path / "ref/wav.scp")]
         + ["--hyp_scp", str(tmp_path / "hyp/wav.scp")]
         + ["--out_dir", str(tmp_path / "score"), "--text", str(tmp_path / "text")]
     )
-    summary = score(args)
+
+
+def test_score_cli_writes_the_speech_metrics(tmp_path, voices):
+    """Keys, per-utterance values and pooled WERs of ``score --text``."""
+    summary = score(write_pairs(tmp_path, voices))
+    assert summary["speech_utts"] == 2
     metrics = summary["metrics"]
     for key in ("wer", "wer_orig", "dwer", "dnsmos", "dnsmos_orig", "spk_sim"):
         assert key in metrics, key
@@ -158,3 +163,22 @@ def test_score_cli_writes_the_speech_metrics(tmp_path, voices):
     assert said[0] == "utt_id\ttext\torig\trecon" and said[1].startswith("same\tOpen")
     table = (tmp_path / "score/summary.md").read_text().splitlines()
     assert "| WER | WER orig | dWER | DNSMOS | DNSMOS orig | spk sim |" in table[0]
+
+
+def test_speech_utts_scores_a_spread_subset(tmp_path, voices):
+    """``--speech_utts 1``: the first utterance only; the others' speech metrics
+    are NaN in per_utt.tsv and left out of the summary, the rest is scored."""
+    assert spread(list("abcdef"), 3) == {"a", "c", "e"}
+    assert spread(list("ab"), 0) == spread(list("ab"), 5) == {"a", "b"}
+    args = write_pairs(tmp_path, voices)
+    args.speech_utts = 1
+    summary = score(args)
+    assert summary["speech_utts"] == 1
+    metrics = summary["metrics"]
+    assert metrics["dwer"] == dict(mean=0.0, count=1, num_nan=0)
+    assert metrics["spk_sim"]["count"] == 1 and metrics["spk_sim"]["num_nan"] == 0
+    assert metrics["stoi"]["count"] == 2
+    with open(tmp_path / "score/per_utt.tsv", newline="") as f:
+        rows = {r["utt_id"]: r for r in csv.DictReader(f, delimiter="\t")}
+    assert math.isnan(float(rows["swap"]["spk_sim"]))
+    assert float(rows["same"]["spk_sim"]) > 0.99

@@ -265,8 +265,7 @@ def timed(
 def load_codec(config: str, model_file: Optional[str], device: str) -> torch.nn.Module:
     """The codec of ``config``: trained from ``model_file``, else random (random
     codebooks too where the config's codebook file is missing)."""
-    from espnet_almtok import registration
-    from espnet_almtok.bin import codec_inference
+    from espnet_almtok import pretrained, registration
     from espnet_almtok.bin.count_params import build_codec
 
     registration.install()
@@ -276,7 +275,7 @@ def load_codec(config: str, model_file: Optional[str], device: str) -> torch.nn.
             if buffer.isnan().any():  # the codebooks of a missing k-means file
                 buffer.normal_()
     else:
-        codec = codec_inference.load_codec(config, device, model_file=model_file)
+        codec = pretrained.load_codec(config, device, model_file=model_file)
     return codec.to(device).eval()
 
 

@@ -140,8 +140,8 @@ def chunk_quality(args) -> Dict[str, object]:
     """Score chunked against whole-file coding; return the JSON contents."""
     from espnet2.fileio.read_text import read_2columns_text
 
-    from espnet_almtok.bin.codec_inference import load_codec
     from espnet_almtok.codec import ALMTokenizer
+    from espnet_almtok.pretrained import load_codec
 
     device = "cuda" if args.ngpu >= 1 else "cpu"
     codec = load_codec(args.train_config, device, model_file=args.model_file)

@@ -52,7 +52,6 @@ import kaldiio
 import numpy as np
 import soundfile as sf
 import torch
-from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 from typeguard import typechecked
@@ -61,11 +60,12 @@ from espnet_almtok import registration
 from espnet_almtok.atomic import atomic_path
 from espnet_almtok.cli import setup_logging
 from espnet_almtok.features import load_audio
+from espnet_almtok.pretrained import load_codec
 
 
 def get_parser():
     from espnet2.bin.gan_codec_inference import get_parser as espnet_parser
-    from espnet2.utils.types import int_or_none
+    from espnet2.utils.types import float_or_none, int_or_none
 
     from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS
 
@@ -80,11 +80,13 @@ def get_parser():
     )
     parser.add_argument(
         "--chunk_seconds",
-        type=float,
-        default=DEFAULT_CHUNK_SECONDS,
+        type=float_or_none,
+        default=None,
         help="Code long files in chunks of this many seconds, rounded down to "
         "whole tokens; each chunk is coded on its own (bounded memory; a chunk's "
-        "tokens do not depend on later audio). 0: the whole file at once",
+        "tokens do not depend on later audio). 0: the whole file at once. "
+        "Default: an ALMTokenizer's codec_conf chunk_seconds, "
+        f"{DEFAULT_CHUNK_SECONDS:g} s for other codecs",
     )
     return parser
 
@@ -157,23 +159,6 @@ class AudioInputs(Dataset):
 def _sync(device: str):
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def load_codec(train_config: Optional[str], device: str, **kwargs) -> nn.Module:
-    """The codec of a trained model, loaded by ESPnet's AudioCoding.
-
-    Args:
-        train_config: The model's ``config.yaml``.
-        device: Torch device.
-        **kwargs: More ``AudioCoding.from_pretrained`` arguments (``model_file``,
-            ``model_tag``, ``dtype``, ...).
-    """
-    from espnet2.bin.gan_codec_inference import AudioCoding
-
-    coder = AudioCoding.from_pretrained(
-        train_config=train_config, device=device, **kwargs
-    )
-    return coder.codec
 
 
 def inference(args) -> Dict[str, Any]:

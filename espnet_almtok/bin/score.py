@@ -17,6 +17,9 @@ With ``--speech_metrics true`` (the default) the field's speech metrics of
 ``espnet_almtok.speech_metrics`` are added, those whose package is installed:
 ``dwer``, ``dnsmos``, ``dnsmos_orig`` and ``spk_sim`` always, ``wer`` and
 ``wer_orig`` for the utterances that ``--text`` (a Kaldi ``text`` file) has.
+They cost seconds an utterance (Whisper on the reference and the
+reconstruction): ``--speech_utts N`` computes them on N utterances spread
+evenly over the scp order (the same N for every system scored on the set).
 
 Files written to ``--out_dir``, each under a temporary name and then renamed,
 ``summary.json`` last (a run that stopped early leaves none):
@@ -28,7 +31,8 @@ Files written to ``--out_dir``, each under a temporary name and then renamed,
   utterance); undefined values read ``nan``.
 - ``transcripts.tsv`` (with Whisper): ``utt_id``, ``text`` (reference or
   empty), ``orig`` and ``recon`` (Whisper's transcripts of both).
-- ``summary.json``: ``tag``, ``num_utts``, ``ref_scp``, ``hyp_scp``,
+- ``summary.json``: ``tag``, ``num_utts``, ``speech_utts`` (utterances with
+  speech metrics), ``ref_scp``, ``hyp_scp``,
   ``metrics`` (per metric: ``mean`` over the utterances where it is defined, or
   null if none, ``count`` of those, ``num_nan`` of the others; for the WERs
   ``mean`` is the pooled WER, total errors over total reference words) and
@@ -43,6 +47,7 @@ Files written to ``--out_dir``, each under a temporary name and then renamed,
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -164,6 +169,13 @@ def write_tsv(path: Path, lines: Sequence[Sequence[str]]) -> None:
         tmp.write_text("".join("\t".join(x) + "\n" for x in clean), encoding="utf-8")
 
 
+def spread(utt_ids: Sequence[str], n: int) -> set:
+    """``n`` utterances spread evenly over ``utt_ids`` (all of them for 0 or more)."""
+    if n <= 0 or n >= len(utt_ids):
+        return set(utt_ids)
+    return {utt_ids[i * len(utt_ids) // n] for i in range(n)}
+
+
 def score(args: argparse.Namespace) -> Dict:
     """Score every reference utterance, write the outputs, return the summary."""
     out = Path(args.out_dir)
@@ -206,6 +218,7 @@ def score(args: argparse.Namespace) -> Dict:
             )
     speech = SpeechScorer() if args.speech_metrics else None
     speech_metrics = speech.metrics if speech else []
+    speech_utts = spread(utt_ids, args.speech_utts) if speech else set()
 
     scorers: Dict[int, Scorer] = {}
     resampled = set()
@@ -224,15 +237,15 @@ def score(args: argparse.Namespace) -> Dict:
         if fs not in scorers:
             scorers[fs] = Scorer(fs)
         metrics = scorers[fs](ref, hyp, utt)
-        if speech:
+        if utt in speech_utts:
             scores = speech(ref, hyp, fs, texts.get(utt), utt)
             metrics.update(scores.values)
             wers.append(scores.counts)
             if scores.transcripts:
                 transcripts.append([utt, texts.get(utt, ""), *scores.transcripts])
-        rows.append(
-            dict(utt_id=utt, seconds=len(ref) / fs, hyp_len_diff=len_diff, **metrics)
-        )
+        row = dict(utt_id=utt, seconds=len(ref) / fs, hyp_len_diff=len_diff)
+        row.update({m: math.nan for m in speech_metrics}, **metrics)
+        rows.append(row)
         if i <= args.num_plots:
             png = out / "images" / f"{utt.replace('/', '_')}.png"
             plot_spectrograms(ref, hyp, fs, f"{utt} ({tag})", png)
@@ -248,9 +261,11 @@ def score(args: argparse.Namespace) -> Dict:
         write_tsv(
             out / "transcripts.tsv", [["utt_id", "text", "orig", "recon"]] + transcripts
         )
-    metrics = {
-        m: nan_stats([row[m] for row in rows]) for m in (*METRICS, *speech_metrics)
-    }
+    metrics = {m: nan_stats([row[m] for row in rows]) for m in METRICS}
+    speech_rows = [row for row in rows if row["utt_id"] in speech_utts]
+    metrics.update(
+        {m: nan_stats([row[m] for row in speech_rows]) for m in speech_metrics}
+    )
     for m in WER_METRICS:
         if m in speech_metrics:
             metrics[m] = pooled_wer([w[m] for w in wers])
@@ -258,6 +273,7 @@ def score(args: argparse.Namespace) -> Dict:
     summary = dict(
         tag=tag,
         num_utts=len(rows),
+        speech_utts=len(speech_utts),
         ref_scp=args.ref_scp,
         hyp_scp=args.hyp_scp,
         metrics=metrics,
@@ -297,6 +313,13 @@ def get_parser() -> argparse.ArgumentParser:
         type=str2bool,
         default=True,
         help="add Whisper WERs, DNSMOS and speaker similarity",
+    )
+    parser.add_argument(
+        "--speech_utts",
+        type=int,
+        default=0,
+        help="compute the speech metrics on this many utterances spread over the "
+        "set (0: all)",
     )
     parser.add_argument(
         "--log_every", type=int, default=50, help="log progress every N utterances"

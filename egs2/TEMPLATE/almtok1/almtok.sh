@@ -96,6 +96,7 @@ kmeans_max_frames=200000  # Frames k-means sees per half (0: all).
 stage1_config=conf/train_almtok_stage1.yaml
 stage2_config=conf/train_almtok_stage2.yaml
 train_args=""        # Extra arguments for both training stages.
+train_threads=1      # Torch threads of a CPU training job (--ngpu 0); path.sh sets 1.
 tag=""               # Experiment name suffix (default: the stage-2 config name).
 two_stage=true       # false: no stage 1; stage 6 trains ${stage2_config} from scratch.
 stage1_exp=""        # Stage-1 experiment of stages 5 and 6 (default: ${codec_exp}/stage1).
@@ -110,6 +111,10 @@ inference_batch_size=8
 num_plots=3          # Spectrogram images per test set and window.
 speech_metrics=true  # Whisper WERs, DNSMOS and speaker similarity on the test sets
                      # that have a text file (the [eval] extra; false: skip them).
+anchors=""           # Classic codecs coded and scored beside the model on every test
+                     # set, e.g. "codec2_450 codec2_700c" (espnet_almtok/anchors.py).
+speech_utts=0        # Utterances of a set that get them, spread over it (0: all);
+                     # they cost seconds each. Scoring jobs run ${inference_nj} at once.
 
 # SpeechLM (stages 9-12)
 speechlm_tasks="tts asr"      # ESPnet SpeechLM tasks to dump and train.
@@ -261,6 +266,7 @@ train() {
     local exp=$1 config=$2
     shift 2
     # shellcheck disable=SC2086
+    OMP_NUM_THREADS=${train_threads} \
     ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name almtok_$(basename "${exp}")" \
         --log "${exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" \
         --init_file_prefix "${exp}/.dist_init_" --multiprocessing_distributed true -- \
@@ -375,31 +381,54 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
                     --output_dir "${_logdir}/output.JOB"
             ${python} "${ALMTOK_LOCAL}/merge_decode.py" "${_dir}" "${_logdir}"/output.*
         done
+        for a in ${anchors}; do
+            _dir=${codec_exp}/anchors/${a}/${dset}
+            log "Stage 7: coding ${dset} with the anchor ${a} -> ${_dir}"
+            ${decode_cmd} "${_dir}/anchor.log" \
+                ${python} -m espnet_almtok.bin.anchor_inference --anchor "${a}" \
+                    --wav_scp "${data_feats}/${dset}/wav.scp" --out_dir "${_dir}"
+        done
     done
 fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     current="stage 8 (scoring)"
     _score_dirs=""
+    _jobs=()
+    # Wait for the oldest scoring job; stop with its log if it failed.
+    wait_oldest() {
+        local pid=${_jobs[0]%%:*} logf=${_jobs[0]#*:}
+        _jobs=("${_jobs[@]:1}")
+        wait "${pid}" || { log "Error: ${current} failed; see ${logf}"; tail -n 20 "${logf}"; exit 1; }
+    }
+    # Score DIR (a decoding) as TAG against test set DSET, in the background.
+    score_dir() {
+        local _dir=$1 _tag=$2 dset=$3 _speech_opts="--speech_metrics false"
+        if ${speech_metrics} && [ -f "${data_feats}/${dset}/text" ]; then
+            _speech_opts="--text ${data_feats}/${dset}/text --speech_utts ${speech_utts}"
+        fi
+        log "Stage 8: scoring ${_tag} -> ${_dir}/score"
+        # shellcheck disable=SC2086
+        ${train_cmd} "${_dir}/score/score.log" \
+            ${python} -m espnet_almtok.bin.score --ref_scp "${data_feats}/${dset}/wav.scp" \
+                --hyp_scp "${_dir}/wav/wav.scp" --decode_stats "${_dir}/decode_stats.json" \
+                --out_dir "${_dir}/score" --tag "${_tag}" --num_plots "${num_plots}" \
+                ${_speech_opts} &
+        _jobs+=("$!:${_dir}/score/score.log")
+        [ ${#_jobs[@]} -lt "${inference_nj}" ] || wait_oldest
+        _score_dirs+=" ${_dir}/score"
+    }
     for dset in ${test_sets}; do
         for w in ${inference_windows}; do
-            _dir=$(decode_dir "${dset}" "${w}")
             _tag="${dset} w=${w}"
             [ "${w}" = fixed ] && _tag="${dset} fixed"
-            _speech_opts="--speech_metrics false"
-            if ${speech_metrics} && [ -f "${data_feats}/${dset}/text" ]; then
-                _speech_opts="--text ${data_feats}/${dset}/text"
-            fi
-            log "Stage 8: scoring ${dset} at window ${w} -> ${_dir}/score"
-            # shellcheck disable=SC2086
-            ${train_cmd} "${_dir}/score/score.log" \
-                ${python} -m espnet_almtok.bin.score --ref_scp "${data_feats}/${dset}/wav.scp" \
-                    --hyp_scp "${_dir}/wav/wav.scp" --decode_stats "${_dir}/decode_stats.json" \
-                    --out_dir "${_dir}/score" --tag "${_tag}" --num_plots "${num_plots}" \
-                    ${_speech_opts}
-            _score_dirs+=" ${_dir}/score"
+            score_dir "$(decode_dir "${dset}" "${w}")" "${_tag}" "${dset}"
+        done
+        for a in ${anchors}; do
+            score_dir "${codec_exp}/anchors/${a}/${dset}" "${dset} ${a}" "${dset}"
         done
     done
+    while [ ${#_jobs[@]} -gt 0 ]; do wait_oldest; done
     # shellcheck disable=SC2086
     ${python} -m espnet_almtok.bin.summarize --score_dirs ${_score_dirs} \
         --out "${codec_exp}/RESULTS.md" --json "${codec_exp}/RESULTS.json"
