@@ -50,3 +50,21 @@ def speechlike():
         return torch.tensor(x, dtype=torch.float32)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """An ESPnet config.yaml and model file of the tiny stage-2 model."""
+    from espnet2.tasks.gan_codec import GANCodecTask
+
+    from espnet_almtok import registration
+
+    registration.install()
+    path = tmp_path_factory.mktemp("model")
+    args = GANCodecTask.get_parser().parse_args([])
+    vars(args).update(yaml.safe_load(TINY[2].read_text()))
+    args.codec_conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
+    torch.manual_seed(0)
+    torch.save(GANCodecTask.build_model(args).state_dict(), path / "model.pth")
+    (path / "config.yaml").write_text(yaml.safe_dump(vars(args)))
+    return path

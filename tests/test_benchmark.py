@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import yaml
 
-from espnet_almtok.bin.benchmark import claims, code_usage, markdown, plots, read_config
+from espnet_almtok.bin.benchmark import (
+    claims,
+    code_usage,
+    markdown,
+    plots,
+    read_config,
+    read_results,
+)
 
 SYSTEMS = {
     "almtok": {"stage1_config": "s1.yaml", "stage2_config": "s2.yaml"},
@@ -194,3 +201,18 @@ def test_code_usage_counts_codes_and_perplexity(tmp_path):
     usage = code_usage(tmp_path)
     assert [u["used"] for u in usage] == [4, 1]
     assert np.allclose([u["perplexity"] for u in usage], [4.0, 1.0])
+
+
+def test_read_results_keeps_the_model_rows_only(tmp_path):
+    """A recipe run with ``--anchors`` has anchor rows in RESULTS.json: they are
+    not the model's scores of a test set."""
+    exp = tmp_path / "exp" / "almtok_x"
+    model = exp / "stage2" / "decode_latest" / "test_en" / "w4" / "score"
+    anchor = exp / "anchors" / "codec2_450" / "test_en" / "score"
+    rows = [
+        dict(score_dir=str(model), tag="test_en w=4"),
+        dict(score_dir=str(anchor), tag="test_en codec2_450"),
+    ]
+    exp.mkdir(parents=True)
+    (exp / "RESULTS.json").write_text(json.dumps(dict(results=rows)))
+    assert read_results(exp) == {"test_en": rows[0]}

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
 from conftest import ROOT, TINY, codec_conf
 
 from espnet_almtok.features import load_audio
@@ -124,24 +123,6 @@ def test_the_codec_chunk_is_the_default_chunk(speechlike):
         assert torch.equal(coder.encode(x, n)[0], codes)
     with pytest.raises(ValueError, match="chunk_seconds must be >= 0"):
         ALMTokenizer(**conf, chunk_seconds=-1.0)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """An ESPnet config.yaml and model file of the tiny stage-2 model."""
-    from espnet2.tasks.gan_codec import GANCodecTask
-
-    from espnet_almtok import registration
-
-    registration.install()
-    path = tmp_path_factory.mktemp("model")
-    args = GANCodecTask.get_parser().parse_args([])
-    vars(args).update(yaml.safe_load(TINY[2].read_text()))
-    args.codec_conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
-    torch.manual_seed(0)
-    torch.save(GANCodecTask.build_model(args).state_dict(), path / "model.pth")
-    (path / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    return path
 
 
 def run_cli(model_dir, scp, out, *extra):

