@@ -297,21 +297,18 @@ class SemanticPriorRVQ(nn.Module):
             h = self.whiten(h, valid, momentum)
         z = self.in_proj(h)
         out = torch.zeros_like(z)
-        if not self.running_stats:
-            out[valid] = F.batch_norm(
-                z[valid],
-                norm.running_mean,
-                norm.running_var,
-                training=batch_stats,
-                momentum=momentum,
-                eps=norm.eps,
-            )
-            return out
-        if momentum > 0:
+        if self.running_stats and momentum > 0:
             with torch.no_grad():
                 fold_in(norm.running_mean, norm.running_var, z[valid], momentum)
+        # running_stats: the batch is already folded in; code by the running
+        # statistics, as inference will.
         out[valid] = F.batch_norm(
-            z[valid], norm.running_mean, norm.running_var, eps=norm.eps
+            z[valid],
+            norm.running_mean,
+            norm.running_var,
+            training=batch_stats and not self.running_stats,
+            momentum=momentum,
+            eps=norm.eps,
         )
         return out
 
