@@ -122,7 +122,10 @@ class ALMTokenizer(AbsGANCodec):
             )
         self.fs = sampling_rate
         self.generator = build_checked(
-            ALMTokenizerGenerator, generator_params, "codec_conf.generator_params"
+            ALMTokenizerGenerator,
+            generator_params,
+            "codec_conf.generator_params",
+            sampling_rate=sampling_rate,
         )
         # ESPnet reads every band-discriminator key, so fill those not given.
         band = {

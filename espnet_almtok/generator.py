@@ -44,7 +44,8 @@ class ALMTokenizerGenerator(nn.Module):
     Args:
         training_stage: 1 (autoencoder + MAE, no quantizer) or 2 (full model).
         dim: Width of frames, tokens and transformers.
-        patchify_kind: ``conv`` (SEANet) or ``linear``.
+        patchify_kind: ``mel`` (log-mel and a patch embedding), ``conv``
+            (SEANet) or ``linear``.
         patchify_params: Arguments of the patchify kind (see ``patchify.py``).
         unpatchify_kind: ``istft`` (Vocos decoder) or None (the decoder of
             ``patchify_kind``).
@@ -64,6 +65,7 @@ class ALMTokenizerGenerator(nn.Module):
         compression: ``query`` (the method: query tokens over the whole
             context) or ``strided`` (ablation: a strided conv pools each window;
             needs ``window_sizes: [inference_window]``).
+        sampling_rate: Audio sampling rate (the codec sets it).
     """
 
     # Children that only train (losses), not part of the codec path.
@@ -87,6 +89,7 @@ class ALMTokenizerGenerator(nn.Module):
         window_sizes: List[int] = [2, 3, 4, 6, 8],
         inference_window: int = 4,
         compression: str = "query",
+        sampling_rate: int = 24000,
     ):
         super().__init__()
         if training_stage not in (1, 2):
@@ -104,7 +107,12 @@ class ALMTokenizerGenerator(nn.Module):
         self.compression = compression
 
         self.patchify, self.unpatchify = build_patchify(
-            patchify_kind, dim, patchify_params, unpatchify_kind, unpatchify_params
+            patchify_kind,
+            dim,
+            patchify_params,
+            unpatchify_kind,
+            unpatchify_params,
+            sampling_rate,
         )
         self.hop = self.patchify.hop
         self.mae = None
