@@ -90,7 +90,7 @@ setup(
         "test": ["pytest"],
         # SpeechLM stages: g2p of the tts text (espeak-ng) and BPE of the asr text.
         "speechlm": ["phonemizer", "sentencepiece"],
-        # The field's speech metrics (espnet_almtok/speech_metrics.py), offline:
+        # The field's speech metrics (espnet_almtok/eval/speech_metrics.py), offline:
         # Whisper tiny.en weights (hash-pinned in tools/eval-models.txt), DNSMOS
         # and resemblyzer models inside their wheels; PyAV for the Opus anchor.
         "eval": [

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from typeguard import typechecked
 
-from espnet_almtok.codec import DEFAULT_CHUNK_SECONDS, ALMTokenizer
-from espnet_almtok.rates import chunk_samples
+from espnet_almtok.model.codec import DEFAULT_CHUNK_SECONDS, ALMTokenizer
+from espnet_almtok.utils.rates import chunk_samples
 
 
 class ChunkedCoder:

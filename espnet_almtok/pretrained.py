@@ -15,8 +15,8 @@ import torch
 import yaml
 from torch import nn
 
-from espnet_almtok.atomic import atomic_path
-from espnet_almtok.features import load_audio
+from espnet_almtok.utils.atomic import atomic_path
+from espnet_almtok.utils.audio import load_audio
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 DEFAULT_MODEL = PRETRAINED / "almtok_small16k_pkgaudio"

@@ -6,7 +6,8 @@ file installed beside the package calls ``install()`` at interpreter start.
 That only puts a small finder on ``sys.meta_path`` (nothing heavy is imported);
 when a module named in ``HOOKS`` is first imported, the finder runs the module
 and then its hook: ``register`` adds our codec to the codec choices, and the
-``espnet_almtok.espnet202412`` hooks adapt ESPnet 202412's SpeechLM (see there).
+``espnet_almtok.speechlm.espnet202412`` hooks adapt ESPnet 202412's SpeechLM
+(see there).
 """
 
 import importlib
@@ -15,13 +16,14 @@ import sys
 import warnings
 
 NAME = "almtokenizer"
+SPEECHLM_202412 = "espnet_almtok.speechlm.espnet202412"
 HOOKS = {
     "espnet2.tasks.gan_codec": "espnet_almtok.registration:register",
-    "espnet2.speechlm.definitions": "espnet_almtok.espnet202412:add_tasks",
-    "espnet2.train.dataset": "espnet_almtok.espnet202412:fix_multi_task_dataset",
-    "espnet2.train.preprocessor": "espnet_almtok.espnet202412:fix_preprocessor",
-    "espnet2.tasks.speechlm": "espnet_almtok.espnet202412:load_token_files_early",
-    "espnet2.bin.speechlm_inference": "espnet_almtok.espnet202412:add_codec_output",
+    "espnet2.speechlm.definitions": f"{SPEECHLM_202412}:add_tasks",
+    "espnet2.train.dataset": f"{SPEECHLM_202412}:fix_multi_task_dataset",
+    "espnet2.train.preprocessor": f"{SPEECHLM_202412}:fix_preprocessor",
+    "espnet2.tasks.speechlm": f"{SPEECHLM_202412}:load_token_files_early",
+    "espnet2.bin.speechlm_inference": f"{SPEECHLM_202412}:add_codec_output",
 }
 
 
@@ -46,7 +48,7 @@ def register(module) -> None:
     warning, and ``codec: almtokenizer`` stays unknown.
     """
     try:
-        from espnet_almtok.codec import ALMTokenizer
+        from espnet_almtok.model.codec import ALMTokenizer
     except Exception as e:  # noqa: BLE001 - any import failure, reported
         warnings.warn(f"espnet_almtok: cannot register codec '{NAME}': {e!r}")
         return

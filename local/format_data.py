@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_almtok.features import load_audio
+from espnet_almtok.utils.audio import load_audio
 
 
 def main():

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from espnet_almtok.atomic import atomic_path
+from espnet_almtok.utils.atomic import atomic_path
 
 SUMMED = (
     "num_utts",

@@ -21,7 +21,7 @@ def codec_conf(path: Path, **quantizer_overrides) -> dict:
 
 
 def build_tiny(stage: int = 2, **gen_overrides):
-    from espnet_almtok.codec import ALMTokenizer
+    from espnet_almtok.model.codec import ALMTokenizer
 
     torch.manual_seed(0)
     conf = codec_conf(TINY[stage], random_codebooks_for_debugging=True)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_almtok import anchors
-from espnet_almtok.anchors import build_anchor, code_scp
-from espnet_almtok.bin.score import get_parser, score
-from espnet_almtok.metrics import Scorer
+from espnet_almtok.bin.score import get_parser
+from espnet_almtok.eval import anchors
+from espnet_almtok.eval.anchors import build_anchor, code_scp
+from espnet_almtok.eval.metrics import Scorer
+from espnet_almtok.eval.scoring import score
 
 pytestmark = pytest.mark.skipif(
     shutil.which("flite") is None, reason="flite is needed (tools/setup.sh)"

@@ -16,9 +16,14 @@ import torch
 import yaml
 from conftest import ROOT, TINY, codec_conf
 
-from espnet_almtok.bin.count_params import build_codec, codec_counts, main
-from espnet_almtok.codec import ALMTokenizer
-from espnet_almtok.semantic_prior import SemanticPriorRVQ, save_codebooks, standardize
+from espnet_almtok.bin.count_params import main
+from espnet_almtok.eval.params import build_codec, codec_counts
+from espnet_almtok.model.codec import ALMTokenizer
+from espnet_almtok.model.semantic_prior import (
+    SemanticPriorRVQ,
+    save_codebooks,
+    standardize,
+)
 
 GPU_REF = ROOT / "conf/train_almtok_stage2.yaml"
 TINY_REF = TINY[2]

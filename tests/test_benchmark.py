@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from espnet_almtok.bin.benchmark import (
+from espnet_almtok.eval.benchmark import (
     claims,
     code_usage,
     markdown,

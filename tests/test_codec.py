@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import ROOT, TINY, build_tiny, codec_conf
 
-from espnet_almtok.codec import ALMTokenizer
-from espnet_almtok.rates import bitrate
+from espnet_almtok.model.codec import ALMTokenizer
+from espnet_almtok.model.semantic_prior import save_codebooks
 from espnet_almtok.registration import check_chunk_length
-from espnet_almtok.semantic_prior import save_codebooks
+from espnet_almtok.utils.rates import bitrate
 
 
 def test_default_config_is_412_5_bits_per_second(tmp_path):

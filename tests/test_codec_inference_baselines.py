@@ -13,8 +13,8 @@ import yaml
 from conftest import ROOT
 from test_long_input import listing, run_cli, write_scp
 
-from espnet_almtok.bin.score import DECODE_KEYS
-from espnet_almtok.features import load_audio
+from espnet_almtok.eval.scoring import DECODE_KEYS
+from espnet_almtok.utils.audio import load_audio
 
 CONFIG = ROOT / "conf/baselines/tuning/train_soundstream_tiny.yaml"
 FS = 16000

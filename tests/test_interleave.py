@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from espnet_almtok.interleave import interleave, retrieve
+from espnet_almtok.model.interleave import interleave, retrieve
 
 
 @pytest.mark.parametrize("w", [1, 2, 3, 4, 8])

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from espnet_almtok.bin import extract_features, learn_kmeans
-from espnet_almtok.semantic_prior import load_codebooks
+from espnet_almtok.model.semantic_prior import load_codebooks
 
 
 def write_feats(d, kind, offset, dim=8, fallback=False, utts=4, frames=60):

@@ -17,10 +17,10 @@ import torch
 import yaml
 from conftest import TINY, codec_conf
 
-from espnet_almtok.codec import ALMTokenizer
-from espnet_almtok.features import LogMelFeatures
-from espnet_almtok.kmeans import residual_kmeans
-from espnet_almtok.semantic_prior import save_codebooks
+from espnet_almtok.model.codec import ALMTokenizer
+from espnet_almtok.model.semantic_prior import save_codebooks
+from espnet_almtok.prior.features import LogMelFeatures
+from espnet_almtok.prior.kmeans import residual_kmeans
 
 pytestmark = pytest.mark.skipif(
     shutil.which("flite") is None, reason="flite is needed (tools/setup.sh)"

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from conftest import ROOT, TINY, codec_conf
 
-from espnet_almtok.features import load_audio
+from espnet_almtok.utils.audio import load_audio
 
 FS = 16000
 HOP = 320
@@ -102,8 +102,8 @@ def test_chunked_coding_keeps_the_whole_file_shapes(tiny, speechlike):
 def test_the_codec_chunk_is_the_default_chunk(speechlike):
     """``codec_conf.chunk_seconds`` is the chunk of ``encode_chunked``,
     ``decode_chunked`` and ``ChunkedCoder`` when none is given."""
-    from espnet_almtok.codec import ALMTokenizer
     from espnet_almtok.coding import ChunkedCoder
+    from espnet_almtok.model.codec import ALMTokenizer
 
     torch.manual_seed(0)
     conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
@@ -265,7 +265,7 @@ def test_cli_skips_bad_inputs_and_names_them(model_dir, tmp_path, caplog, speech
 def test_a_failing_job_leaves_no_complete_looking_output(
     model_dir, tmp_path, speechlike, monkeypatch
 ):
-    from espnet_almtok.codec import ALMTokenizer
+    from espnet_almtok.model.codec import ALMTokenizer
 
     entries = {}
     for i in range(4):

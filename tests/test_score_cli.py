@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 
 from espnet_almtok.bin import summarize
-from espnet_almtok.bin.score import get_parser, score
-from espnet_almtok.metrics import METRICS, resample
+from espnet_almtok.bin.score import get_parser
+from espnet_almtok.eval.metrics import METRICS, resample
+from espnet_almtok.eval.scoring import score
 
 ROOT = Path(__file__).resolve().parents[1]
 FS = 16000

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from espnet_almtok.kmeans import residual_kmeans
-from espnet_almtok.semantic_prior import (
+from espnet_almtok.model.semantic_prior import (
     SemanticPriorRVQ,
     load_codebooks,
     save_codebooks,
     standardize,
 )
+from espnet_almtok.prior.kmeans import residual_kmeans
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_running_stats_track_the_data_not_the_batches(book_file):
     """Batches of chunks from one recording each (narrow batches, spread-out
     means): ``running_stats`` keeps the data's variance, so vectors code at the
     scale training saw; batch statistics would keep a tenth of it."""
-    from espnet_almtok.semantic_prior import fold_in
+    from espnet_almtok.model.semantic_prior import fold_in
 
     torch.manual_seed(0)
     mean, var = torch.zeros(4), torch.ones(4)

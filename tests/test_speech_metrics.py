@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_almtok import speech_metrics
-from espnet_almtok.bin.score import get_parser, score, spread
-from espnet_almtok.speech_metrics import (
+from espnet_almtok.bin.score import get_parser
+from espnet_almtok.eval import speech_metrics
+from espnet_almtok.eval.scoring import score, spread
+from espnet_almtok.eval.speech_metrics import (
     SpeechScorer,
     normalize_text,
     pooled_wer,

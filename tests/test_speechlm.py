@@ -21,7 +21,8 @@ import torch
 import yaml
 from conftest import ROOT, TINY, codec_conf
 
-from espnet_almtok import speechlm_data, speechlm_tokens
+from espnet_almtok.speechlm import data as speechlm_data
+from espnet_almtok.speechlm import tokens as speechlm_tokens
 
 SPEECHLM_ENV = ROOT / "tools/speechlm/espnet-202412"
 

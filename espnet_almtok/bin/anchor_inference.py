@@ -10,14 +10,14 @@ Then score it like any decoding::
     python -m espnet_almtok.bin.score --ref_scp dump/raw/test_speech/wav.scp \\
         --hyp_scp D/wav/wav.scp --decode_stats D/decode_stats.json --out_dir D/score
 
-Anchors: see ``espnet_almtok.anchors``.
+Anchors: see ``espnet_almtok.eval.anchors``.
 """
 
 import argparse
 from typing import Optional, Sequence
 
-from espnet_almtok.anchors import ANCHORS, code_scp
-from espnet_almtok.cli import add_log_level, setup_logging
+from espnet_almtok.eval.anchors import ANCHORS, code_scp
+from espnet_almtok.utils.cli import add_log_level, setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -14,8 +14,8 @@ import argparse
 import logging
 from typing import Optional, Sequence
 
-from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.pretrained import package
+from espnet_almtok.utils.cli import add_log_level, setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ import argparse
 import logging
 from typing import Optional, Sequence
 
-from espnet_almtok.cli import add_log_level, setup_logging
 from espnet_almtok.pretrained import DEFAULT_MODEL, resynthesize
+from espnet_almtok.utils.cli import add_log_level, setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 
 Same arguments as ESPnet's CLI, plus ``--postprocessor_conf`` naming the codec that
 turns generated tokens into audio (``train_config``, ``model_file`` and optionally
-the ``codec_info`` of the training tokens): see ``espnet_almtok.espnet202412``.
+the ``codec_info`` of the training tokens): see ``espnet_almtok.speechlm.espnet202412``.
 ``python -m espnet2.bin.speechlm_inference`` runs ESPnet's file as ``__main__``,
 which no import hook reaches, so the recipe starts ESPnet's ``main`` from here.
 """

@@ -112,7 +112,7 @@ num_plots=3          # Spectrogram images per test set and window.
 speech_metrics=true  # Whisper WERs, DNSMOS and speaker similarity on the test sets
                      # that have a text file (the [eval] extra; false: skip them).
 anchors=""           # Classic codecs coded and scored beside the model on every test
-                     # set, e.g. "codec2_450 codec2_700c" (espnet_almtok/anchors.py).
+                     # set, e.g. "codec2_450 codec2_700c" (espnet_almtok/eval/anchors.py).
 speech_utts=0        # Utterances of a set that get them, spread over it (0: all);
                      # they cost seconds each. Scoring jobs run ${inference_nj} at once.
 

@@ -26,8 +26,8 @@ from typing import Dict, List, Union
 
 import numpy as np
 
-from espnet_almtok.atomic import atomic_path
-from espnet_almtok.metrics import read_mono, resample
+from espnet_almtok.eval.metrics import read_mono, resample
+from espnet_almtok.utils.atomic import atomic_path
 
 
 @dataclass

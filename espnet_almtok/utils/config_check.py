@@ -14,7 +14,7 @@ def accepted_keys(fn: Callable) -> set:
 
 
 def check_keys(params: Dict[str, Any], valid: Iterable[str], where: str) -> None:
-    """Refuse keys of ``params`` that are not in ``valid``, naming them and ``where``."""
+    """Refuse keys of ``params`` not in ``valid``, naming them and ``where``."""
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ValueError(

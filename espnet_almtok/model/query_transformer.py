@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from typeguard import typechecked
 
-from espnet_almtok.interleave import interleave, retrieve
-from espnet_almtok.transformer import TransformerStack, length_mask
+from espnet_almtok.model.interleave import interleave, retrieve
+from espnet_almtok.model.transformer import TransformerStack, length_mask
 
 
 class _QueryTransformer(nn.Module):

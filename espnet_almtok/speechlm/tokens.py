@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
-from espnet_almtok.atomic import atomic_path
+from espnet_almtok.utils.atomic import atomic_path
 
 INFO_KEYS = ("fs", "num_streams", "code_size", "frame_shift", "window_size")
 

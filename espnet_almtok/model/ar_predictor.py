@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from typeguard import typechecked
 
-from espnet_almtok.transformer import TransformerStack
+from espnet_almtok.model.transformer import TransformerStack
 
 
 class ARPredictor(nn.Module):
@@ -41,7 +41,8 @@ class ARPredictor(nn.Module):
         super().__init__()
         if not 2 <= target_layer <= n_q:
             raise ValueError(
-                f"ar target_layer must be in [2, n_q={n_q}] (1-based), got {target_layer}"
+                f"ar target_layer must be in [2, n_q={n_q}] (1-based), "
+                f"got {target_layer}"
             )
         self.target = target_layer - 1
         self.inp = nn.Linear(2 * codebook_dim, dim)

@@ -16,9 +16,9 @@ from espnet2.gan_tts.hifigan.loss import (
 from espnet2.torch_utils.device_funcs import force_gatherable
 from typeguard import typechecked
 
-from espnet_almtok.config_check import build_checked
-from espnet_almtok.generator import ALMTokenizerGenerator, check_window
-from espnet_almtok.rates import chunk_samples
+from espnet_almtok.model.generator import ALMTokenizerGenerator, check_window
+from espnet_almtok.utils.config_check import build_checked
+from espnet_almtok.utils.rates import chunk_samples
 
 # Long inputs are coded in chunks of this many seconds by default: attention
 # spans the whole input, so the chunk bounds memory. Typical utterances fit in

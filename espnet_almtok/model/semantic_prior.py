@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from typeguard import typechecked
 
-from espnet_almtok.atomic import atomic_path
-from espnet_almtok.initialization import init_variance_preserving
+from espnet_almtok.model.initialization import init_variance_preserving
+from espnet_almtok.utils.atomic import atomic_path
 
 
 @typechecked
@@ -412,7 +412,8 @@ class SemanticPriorRVQ(nn.Module):
         """Encoder-space vectors (B, N, dim) of codes (n_q, B, N)."""
         if codes.dim() != 3 or codes.size(0) != self.n_q:
             raise ValueError(
-                f"codes must have shape (n_q={self.n_q}, B, N), got {tuple(codes.shape)}"
+                f"codes must have shape (n_q={self.n_q}, B, N), "
+                f"got {tuple(codes.shape)}"
             )
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(

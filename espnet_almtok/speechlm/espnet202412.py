@@ -40,7 +40,7 @@ import soundfile as sf
 import torch
 from typeguard import typechecked
 
-from espnet_almtok import speechlm_tokens
+from espnet_almtok.speechlm import tokens as speechlm_tokens
 
 LATER_TASKS = {
     "plain_bpe_tts": (

@@ -29,8 +29,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 from typeguard import typechecked
 
-from espnet_almtok.features import whisper_model_dir
-from espnet_almtok.metrics import resample
+from espnet_almtok.eval.metrics import resample
+from espnet_almtok.prior.features import whisper_model_dir
 
 FS = 16000
 

@@ -21,9 +21,8 @@ spectrum the mel loss scores directly rather than through eight upsampling
 layers.
 """
 
-from typing import Any, Dict, Optional
-
 import math
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -36,9 +35,9 @@ from typeguard import typechecked
 from vocos.heads import ISTFTHead
 from vocos.models import VocosBackbone
 
-from espnet_almtok.config_check import accepted_keys, build_checked, check_keys
-from espnet_almtok.initialization import init_variance_preserving
-from espnet_almtok.transformer import TransformerStack, length_mask
+from espnet_almtok.model.initialization import init_variance_preserving
+from espnet_almtok.model.transformer import TransformerStack, length_mask
+from espnet_almtok.utils.config_check import accepted_keys, build_checked, check_keys
 
 PATCHIFY_KINDS = ("mel", "conv", "linear")
 

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 from typeguard import typechecked
 
-from espnet_almtok.ar_predictor import ARPredictor
-from espnet_almtok.config_check import build_checked
-from espnet_almtok.mae import MAEDecoder
-from espnet_almtok.patchify import build_patchify
-from espnet_almtok.query_transformer import QueryDecoder, QueryEncoder
-from espnet_almtok.semantic_prior import SemanticPriorRVQ
-from espnet_almtok.strided import StridedDecoder, StridedEncoder
-from espnet_almtok.transformer import TransformerStack, length_mask
+from espnet_almtok.model.ar_predictor import ARPredictor
+from espnet_almtok.model.mae import MAEDecoder
+from espnet_almtok.model.patchify import build_patchify
+from espnet_almtok.model.query_transformer import QueryDecoder, QueryEncoder
+from espnet_almtok.model.semantic_prior import SemanticPriorRVQ
+from espnet_almtok.model.strided import StridedDecoder, StridedEncoder
+from espnet_almtok.model.transformer import TransformerStack, length_mask
+from espnet_almtok.utils.config_check import build_checked
 
 # Window encoder/decoder classes of each compression kind.
 COMPRESSIONS = {

@@ -21,8 +21,8 @@ import logging
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from espnet_almtok import speechlm_tokens
-from espnet_almtok.atomic import atomic_path
+from espnet_almtok.speechlm import tokens as speechlm_tokens
+from espnet_almtok.utils.atomic import atomic_path
 
 # ESPnet SpeechLM tasks we dump for: (file, modality, type) per entry.
 TASK_ENTRIES = {

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from typeguard import typechecked
 
-from espnet_almtok.transformer import TransformerStack, length_mask
+from espnet_almtok.model.transformer import TransformerStack, length_mask
 
 
 class _StridedTransformer(nn.Module):
