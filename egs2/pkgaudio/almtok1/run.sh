@@ -9,7 +9,7 @@
 # same clips. Decoding codes 0.8 s chunks, the length the configs train on: the
 # query transformers' absolute positions do not reach past it (whole clips came
 # out at 3.8 times the training scale in the quantizer). Stages 1-8 take about
-# 80 minutes on 2 CPU cores.
+# 65 minutes on 2 CPU cores.
 set -euo pipefail
 
 ./almtok.sh \
