@@ -15,6 +15,7 @@ from espnet_almtok.bin import summarize
 from espnet_almtok.bin.score import get_parser
 from espnet_almtok.eval.metrics import METRICS, resample
 from espnet_almtok.eval.scoring import score
+from espnet_almtok.eval.summary import TABLE_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 FS = 16000
@@ -139,7 +140,7 @@ def test_score_and_summarize(tmp_path, speechlike):
     results = (tmp_path / "RESULTS.md").read_text()
     assert proc.stdout == results
     lines = results.splitlines()
-    assert lines[0] == "| " + " | ".join(summarize.TABLE_HEADER) + " |"
+    assert lines[0] == "| " + " | ".join(TABLE_HEADER) + " |"
     assert lines[2] == table[2]
     assert lines[3].startswith("| no stats | - | - | - | - |")
     assert len(lines) == 4

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, scoring, probes, speed, the benchmark."""

@@ -1,0 +1,1 @@
+"""The codec: one module per idea of the paper, composed in ``generator``."""

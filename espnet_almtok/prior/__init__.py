@@ -1,0 +1,1 @@
+"""The semantic prior's inputs: frame features, their extraction, residual k-means."""

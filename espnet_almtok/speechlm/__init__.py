@@ -1,0 +1,1 @@
+"""Our tokens in ESPnet's SpeechLM: token layout, dumps, vocabularies, adapters."""

@@ -1,0 +1,1 @@
+"""Shared helpers: audio reading, atomic writes, CLI helpers, config checks, rates."""
