@@ -75,10 +75,12 @@ def main(cmd: Optional[List[str]] = None):
     parser = get_parser()
     args = parser.parse_args(cmd)
     setup_logging(args.log_level)
+    # Unusable options are usage errors; errors while measuring are not.
     try:
-        speed.measure(args)
+        reference = speed.check_systems(args)
     except ValueError as e:
         parser.error(str(e))
+    speed.measure(args, reference)
 
 
 if __name__ == "__main__":

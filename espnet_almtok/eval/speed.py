@@ -381,8 +381,8 @@ def markdown(result: Dict[str, Any]) -> str:
     )
 
 
-def measure(args: argparse.Namespace) -> None:
-    """Measure every system in its own process and write speed.json and speed.md.
+def check_systems(args: argparse.Namespace) -> str:
+    """The reference system's name, once the options are known to be usable.
 
     Args:
         args: The options of ``espnet_almtok.bin.bench_speed``.
@@ -403,6 +403,17 @@ def measure(args: argparse.Namespace) -> None:
                 raise ValueError(f"no such file: {path}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: torch finds no CUDA GPU on this machine")
+    return reference
+
+
+def measure(args: argparse.Namespace, reference: str) -> None:
+    """Measure every system in its own process and write speed.json and speed.md.
+
+    Args:
+        args: The options of ``espnet_almtok.bin.bench_speed``.
+        reference: The system the ratios are to (``check_systems``).
+    """
+    names = [name for name, _, _ in args.system]
     options = {k: getattr(args, k) for k in OPTIONS}
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)

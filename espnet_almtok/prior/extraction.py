@@ -47,7 +47,7 @@ def _crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def extract(args: argparse.Namespace) -> None:
-    """Extract the frames of every utterance of args.wav_scp into args.out_dir.
+    """Extract the frames of every utterance of ``args.wav_scp`` into ``args.out_dir``.
 
     Args:
         args: The options of ``espnet_almtok.bin.extract_features``.
