@@ -216,3 +216,41 @@ def test_running_stats_track_the_data_not_the_batches(book_file):
     rvq.train()
     trained_codes = rvq(h, valid)[1]
     assert (trained_codes == rvq.encode(h)).float().mean() > 0.9
+
+
+def test_pca_dim_keeps_the_codebooks_main_directions_and_loses_less(tmp_path):
+    """Entries that vary in two directions of eight: ``pca_dim: 2`` keeps their
+    layout (distances between entries), whitened, and three layers of 16
+    entries then keep most of a vector's variance, where in eight dimensions
+    they keep little. The model file carries the reduced codebooks."""
+    torch.manual_seed(0)
+    g = np.random.default_rng(0)
+    mixing = g.standard_normal((2, 8))
+    books = np.stack(
+        [g.standard_normal((64, 2)) @ mixing * s for s in (1.0, 0.5, 0.3)]
+    ) + 0.01 * g.standard_normal((3, 64, 8))
+    path = tmp_path / "codebooks.npz"
+    save_codebooks(path, books.astype(np.float32), "test", 32)
+    args = dict(n_q=3, codebook_size=64, codebook_dim=8, codebook_file=str(path))
+    full = SemanticPriorRVQ(6, **args)
+    reduced = SemanticPriorRVQ(6, pca_dim=2, **args)
+    assert reduced.codebooks.shape == (3, 64, 2)
+    assert torch.allclose(torch.cov(reduced.codebooks[0].t()), torch.eye(2), atol=1e-4)
+    layout = [torch.pdist(b.codebooks[0]).log() for b in (full, reduced)]
+    assert torch.corrcoef(torch.stack(layout))[0, 1] > 0.9
+    valid = torch.ones(4, 50, dtype=torch.bool)
+    h = torch.randn(4, 50, 6)
+    for rvq in (full, reduced):
+        for _ in range(20):
+            rvq(h, valid)
+    commit = {
+        k: rvq.eval()(h, valid)[3].item() for k, rvq in (("8", full), ("2", reduced))
+    }
+    assert commit["2"] < 0.5 * commit["8"], commit
+    torch.save(reduced.state_dict(), tmp_path / "model.pth")
+    path.unlink()
+    rebuilt = SemanticPriorRVQ(6, pca_dim=2, **args)
+    rebuilt.load_state_dict(torch.load(tmp_path / "model.pth"))
+    assert torch.equal(rebuilt.encode(h), reduced.encode(h))
+    with pytest.raises(ValueError, match="pca_dim must lie in"):
+        SemanticPriorRVQ(6, pca_dim=9, **args)
