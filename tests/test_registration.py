@@ -47,3 +47,22 @@ def test_a_broken_plugin_does_not_break_espnet():
     assert proc.returncode == 0
     assert proc.stdout.strip().splitlines()[-1] == "False True"
     assert "cannot register codec 'almtokenizer'" in proc.stderr
+
+
+def test_hooks_leave_modules_without_what_they_adapt_alone():
+    """ESPnet 202611's ``speechlm_inference`` has no ``SpeechLM``: the 202412
+    hook is not even imported. One that has it but breaks the hook gets a
+    warning, and the import goes on."""
+    code = (
+        "import sys, types, warnings; warnings.simplefilter('always');"
+        "from espnet_almtok.registration import run_hook, SPEECHLM_202412;"
+        "new = types.ModuleType('espnet2.bin.speechlm_inference');"
+        "new.UNDERSTAND_PROMPT = 'x'; run_hook(new);"
+        "print(SPEECHLM_202412 in sys.modules, 'torch' in sys.modules);"
+        "odd = types.ModuleType('espnet2.bin.speechlm_inference');"
+        "odd.SpeechLM = object; run_hook(odd); print('went on')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False", "went", "on"]
+    assert "cannot adapt espnet2.bin.speechlm_inference" in proc.stderr

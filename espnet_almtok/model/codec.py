@@ -32,6 +32,27 @@ BAND_DISCRIMINATOR_DEFAULTS = {
 }
 
 
+# Names users reach for, and the argument they mean.
+KWARG_HINTS = {"lengths": "x_lengths", "ilens": "x_lengths", "window": "window_size"}
+
+
+def refuse_unknown(kwargs: Dict[str, Any], where: str) -> None:
+    """Raise on keyword arguments ``where`` does not know, naming them.
+
+    ``AbsGANCodec``'s signatures take ``**kwargs``; ignoring one silently would
+    code the padding of ``encode(x, lengths=n)``, say.
+    """
+    if not kwargs:
+        return
+    hints = [
+        f" ({k}: did you mean {KWARG_HINTS[k]}?)" for k in kwargs if k in KWARG_HINTS
+    ]
+    raise TypeError(
+        f"ALMTokenizer.{where}() got unknown keyword arguments "
+        f"{', '.join(sorted(kwargs))}{''.join(hints)}"
+    )
+
+
 class ALMTokenizer(AbsGANCodec):
     """Query-based, semantically rich low-bitrate audio codec.
 
@@ -328,6 +349,7 @@ class ALMTokenizer(AbsGANCodec):
         **kwargs,
     ) -> torch.Tensor:
         """Codes (n_q, B, N); see ``encode_with_lengths``."""
+        refuse_unknown(kwargs, "encode")
         return self.encode_with_lengths(x, x_lengths, window_size)[0]
 
     def decode(
@@ -341,6 +363,7 @@ class ALMTokenizer(AbsGANCodec):
 
         The window must be the one the codes were encoded with.
         """
+        refuse_unknown(kwargs, "decode")
         return self.generator.decode(
             codes.long(), self.window(window_size), code_lengths
         )
@@ -356,6 +379,7 @@ class ALMTokenizer(AbsGANCodec):
         Returns:
             ``wav`` with the input's shape and length, and ``codec`` (n_q, 1, N).
         """
+        refuse_unknown(kwargs, "inference")
         codes = self.encode(x, window_size=window_size)
         wav = self.decode(codes, window_size=window_size)[..., : x.size(-1)]
         return {"wav": wav.reshape(x.shape), "codec": codes}

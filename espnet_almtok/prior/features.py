@@ -33,8 +33,9 @@ Kinds:
   ``do_normalize``, fairseq ``task.normalize``, torchaudio
   ``normalize_waveform``), else when its conv extractor uses layer norm (the
   fairseq convention for the large models).
-* ``beats``: BEATs through ESPnet's own
-  ``espnet2.asr.encoder.beats_encoder.BeatsEncoder`` (a checkpoint dict with
+* ``beats``: BEATs through ESPnet's own ``BeatsEncoder`` (in
+  ``espnet2.beats.encoder`` from 202611, ``espnet2.asr.encoder.beats_encoder``
+  before; a checkpoint dict with
   ``cfg`` and ``model``, as Microsoft's BEATs releases). BEATs codes 16x16
   patches of a 128-bin fbank, so it gives 8 vectors (one per frequency patch,
   time-major) per 160 ms: 50 vectors/s. Any layer can be chosen; inputs
@@ -350,6 +351,21 @@ class Wav2Vec2Features(FeatureExtractor):
         return outputs[-1][0]
 
 
+# ESPnet 202611's BeatsEncoder builds these frozen convs itself (they track
+# padding); no BEATs checkpoint holds them.
+BEATS_FROZEN_PADDING = ("patch_embedding_pad.", "raw2fbank_pad.")
+
+
+def beats_encoder_class():
+    """ESPnet's ``BeatsEncoder``: ``espnet2.beats.encoder`` from 202611 on,
+    ``espnet2.asr.encoder.beats_encoder`` before."""
+    try:
+        from espnet2.beats.encoder import BeatsEncoder
+    except ImportError:
+        from espnet2.asr.encoder.beats_encoder import BeatsEncoder
+    return BeatsEncoder
+
+
 class BeatsFeatures(FeatureExtractor):
     """One transformer layer of a BEATs checkpoint, through ESPnet's BeatsEncoder.
 
@@ -369,8 +385,7 @@ class BeatsFeatures(FeatureExtractor):
         layer: Optional[int] = None,
         device: str = "cpu",
     ):
-        from espnet2.asr.encoder.beats_encoder import BeatsEncoder
-
+        BeatsEncoder = beats_encoder_class()
         super().__init__(device)
         path = Path(checkpoint)
         if not path.is_file():
@@ -378,9 +393,12 @@ class BeatsFeatures(FeatureExtractor):
         try:
             encoder = BeatsEncoder(input_size=1, beats_ckpt_path=str(path))
             # ESPnet loads with strict=False: make a wrong checkpoint an error.
-            missing = set(encoder.state_dict()) - set(
-                encoder.loaded_state_dict_["model"]
-            )
+            missing = {
+                k
+                for k in set(encoder.state_dict())
+                - set(encoder.loaded_state_dict_["model"])
+                if not k.startswith(BEATS_FROZEN_PADDING)
+            }
         except Exception as e:
             raise ValueError(
                 f"{path}: not a BEATs checkpoint (a dict with 'cfg' and 'model'): {e}"
@@ -403,8 +421,8 @@ class BeatsFeatures(FeatureExtractor):
 
     def _extract(self, wav: torch.Tensor) -> torch.Tensor:
         # ESPnet's max_layer=k returns the output of the k-th block (1-based).
-        feats, _ = self.encoder.extract_features(wav[None], None, self.layer)
-        return feats[0]
+        # The features come first: 202511 returns two values, 202611 five.
+        return self.encoder.extract_features(wav[None], None, self.layer)[0][0]
 
 
 def whisper_model_dir() -> str:
