@@ -219,6 +219,8 @@ class SemanticPriorRVQ(nn.Module):
     ):
         super().__init__()
         self.missing_file = None
+        # Width of the nearest-entry search (and of the stored codebooks).
+        search_dim = pca_dim or codebook_dim
         if pca_dim is not None and not 0 < pca_dim <= codebook_dim:
             raise ValueError(
                 f"pca_dim must lie in [1, codebook_dim = {codebook_dim}], got {pca_dim}"
@@ -246,7 +248,7 @@ class SemanticPriorRVQ(nn.Module):
                 logging.warning(
                     "Using RANDOM codebooks (debugging only, no semantic prior)"
                 )
-            books = torch.randn(n_q, codebook_size, pca_dim or codebook_dim)
+            books = torch.randn(n_q, codebook_size, search_dim)
         elif codebook_file is not None and Path(codebook_file).exists():
             books, meta = load_codebooks(
                 codebook_file, n_q, codebook_size, codebook_dim
@@ -262,9 +264,7 @@ class SemanticPriorRVQ(nn.Module):
             # (e.g. ESPnet's AudioCoding) must not need the k-means file. NaN
             # marks them unset until a state dict fills them; using them unset
             # is an error that names the file.
-            books = torch.full(
-                (n_q, codebook_size, pca_dim or codebook_dim), float("nan")
-            )
+            books = torch.full((n_q, codebook_size, search_dim), float("nan"))
             self.missing_file = codebook_file
         else:
             raise ValueError(
@@ -280,7 +280,6 @@ class SemanticPriorRVQ(nn.Module):
         self.trainable_codebooks = trainable_codebooks
         self.n_q = n_q
         self.codebook_size = codebook_size
-        search_dim = books.size(-1)
         self.in_proj = init_variance_preserving(nn.Linear(dim, search_dim))
         self.input_norm = nn.BatchNorm1d(search_dim, affine=False)
         self.input_norm_momentum = input_norm_momentum
