@@ -76,8 +76,8 @@ def add_tasks(definitions) -> None:
 
 def fix_multi_task_dataset(dataset) -> None:
     """Make ``ESPnetMultiTaskDataset`` build its sub-datasets and keep example ids."""
-    multi = getattr(dataset, "ESPnetMultiTaskDataset", None)
-    if multi is None or getattr(multi, "_almtok", False):
+    multi = dataset.ESPnetMultiTaskDataset  # registration checked it is there
+    if getattr(multi, "_almtok", False):
         return
     if not hasattr(dataset, "EspnetSpeechLMDataset"):
         dataset.EspnetSpeechLMDataset = dataset.ESPnetSpeechLMDataset
@@ -94,8 +94,8 @@ def fix_multi_task_dataset(dataset) -> None:
 
 def fix_preprocessor(preprocessor) -> None:
     """Let ``SpeechLMPreprocessor`` run under typeguard 4 and without BPE kwargs."""
-    cls = getattr(preprocessor, "SpeechLMPreprocessor", None)
-    if cls is None or getattr(cls, "_almtok", False):
+    cls = preprocessor.SpeechLMPreprocessor  # registration checked it is there
+    if getattr(cls, "_almtok", False):
         return
     if not hasattr(preprocessor, "check_argument_types"):
         # Its only use is ``assert check_argument_types()`` in __call__.
