@@ -2,7 +2,8 @@
 
 ALMTokenizer codes a padded batch at once (``encode_chunked``/``decode_chunked``).
 ESPnet's other codecs (SoundStream, DAC, ...) take no lengths, so each item is
-coded alone: padding never changes an item's tokens. Either way a long input is
+coded alone: padding never changes an item's tokens. So is LoSATok, whose
+continuous latents (B, N, D) travel here in the codes' layout (D, B, N). Either way a long input is
 coded in chunks of whole tokens, each on its own, so memory is bounded by the
 chunk and a chunk's tokens never depend on the audio after it.
 """
@@ -50,6 +51,7 @@ class ChunkedCoder:
             self.window = None
             self.meta = codec.meta_info()
         self.unit = self.meta["frame_shift"]
+        self.continuous = bool(self.meta.get("continuous"))
         if chunk_seconds is None:
             chunk_seconds = (
                 codec.chunk_seconds if self.native else DEFAULT_CHUNK_SECONDS
@@ -60,16 +62,17 @@ class ChunkedCoder:
     def encode(
         self, audio: torch.Tensor, lengths: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Codes (n_q, B, N) of zero-padded audio (B, T), and tokens per item (B,)."""
+        """Codes (n_q, B, N) of zero-padded audio (B, T), and tokens per item (B,).
+
+        Latents of a continuous codec come as (D, B, N) floats.
+        """
         if self.native:
             return self.codec.encode_chunked(
                 audio, lengths, self.window, self.chunk_seconds
             )
         n_tokens = -(-lengths.long() // self.unit)
         items = [
-            torch.cat(
-                [self.codec.encode(x[None, None, s : s + size]) for s in starts], 2
-            )
+            torch.cat([self._encode(x[None, None, s : s + size]) for s in starts], 2)
             for x, starts, size in self._chunks(audio, lengths)
         ]
         codes = items[0].new_zeros(items[0].size(0), len(items), int(n_tokens.max()))
@@ -87,7 +90,7 @@ class ChunkedCoder:
         tokens = self.chunk // self.unit or codes.size(2)
         for i, n in enumerate(n_tokens.tolist()):
             parts = [
-                self.codec.decode(codes[:, i : i + 1, s : min(s + tokens, n)])
+                self._decode(codes[:, i : i + 1, s : min(s + tokens, n)])
                 for s in range(0, n, tokens)
             ]
             item = torch.cat(parts, -1).reshape(-1)
@@ -95,6 +98,16 @@ class ChunkedCoder:
                 wav = item.new_zeros(codes.size(1), 1, codes.size(2) * self.unit)
             wav[i, 0, : item.numel()] = item
         return wav
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes (n_q, 1, N) of one chunk (1, 1, L); latents as (D, 1, N)."""
+        codes = self.codec.encode(x)
+        return codes.permute(2, 0, 1) if self.continuous else codes
+
+    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+        if self.continuous:
+            codes = codes.permute(1, 2, 0)
+        return self.codec.decode(codes)
 
     def _chunks(self, audio: torch.Tensor, lengths: torch.Tensor):
         """Each item's valid samples, its chunk starts and the chunk size."""

@@ -26,11 +26,14 @@ Writes under ``--output_dir``:
   Kaldi int32 vector (kaldiio) in time-major order, ``[t0 l1, t0 l2, t0 l3, t1 l1,
   ...]`` as ESPnet's SpeechLM lays codec tokens out (without its per-layer
   offsets); ``vector.reshape(-1, n_q).T`` gives the (n_q, T) codes;
+* for a continuous codec (LoSATok) instead: ``latent/latent.ark`` +
+  ``latent/latent.scp``, the latent of each utterance as a Kaldi float32
+  matrix (N, D) (kaldiio; ``espnet2.fileio`` reads it as ``kaldi_ark``);
 * ``wav/<utt>.wav`` + ``wav/wav.scp``: the resynthesis at the model's rate,
   trimmed to the (resampled) input length;
 * ``failed.txt``: the keys that were skipped, one a line (empty if none);
 * ``decode_stats.json``: window (null for a fixed-rate codec), chunk seconds,
-  bitrate and token rate from ``meta_info()``, audio seconds, token steps,
+  bitrate (null for a continuous codec) and token rate from ``meta_info()``, audio seconds, token steps,
   encode/decode seconds (for real-time factors) and ``num_failed``.
 
 The scp files, ``failed.txt`` and ``decode_stats.json`` are written under
@@ -167,12 +170,13 @@ def inference(args) -> Dict[str, Any]:
     )
 
     out = Path(args.output_dir).resolve()  # scp files list absolute paths
-    listings = ["decode_stats.json", "failed.txt", "codec/codec.scp"]
+    codes_name = "latent" if coder.continuous else "codec"
+    listings = ["decode_stats.json", "failed.txt", f"{codes_name}/{codes_name}.scp"]
     if not args.encode_only:
         listings.append("wav/wav.scp")
     for name in listings:  # an earlier run's must not pass for this one's
         (out / name).unlink(missing_ok=True)
-    (out / "codec").mkdir(parents=True, exist_ok=True)
+    (out / codes_name).mkdir(parents=True, exist_ok=True)
     if args.encode_only:
         shutil.rmtree(out / "wav", ignore_errors=True)
     else:
@@ -186,7 +190,8 @@ def inference(args) -> Dict[str, Any]:
         tmp = {name: stack.enter_context(atomic_path(out / name)) for name in listings}
         writer = stack.enter_context(
             kaldiio.WriteHelper(
-                f"ark,scp:{out}/codec/codec.ark,{tmp['codec/codec.scp']}"
+                f"ark,scp:{out}/{codes_name}/{codes_name}.ark,"
+                f"{tmp[f'{codes_name}/{codes_name}.scp']}"
             )
         )
         for items in loader:
@@ -214,8 +219,11 @@ def inference(args) -> Dict[str, Any]:
                     seconds["decode_seconds"] += time.perf_counter() - encoded
             for i, key in enumerate(keys):
                 n, length = int(n_tokens[i]), int(lengths[i])
+                item = codes[:, i, :n].t()
                 writer[key] = (
-                    codes[:, i, :n].t().reshape(-1).cpu().numpy().astype(np.int32)
+                    item.float().cpu().numpy()
+                    if coder.continuous
+                    else item.reshape(-1).cpu().numpy().astype(np.int32)
                 )
                 if not args.encode_only:
                     path = out / "wav" / f"{key}.wav"
@@ -236,8 +244,8 @@ def inference(args) -> Dict[str, Any]:
         summary = dict(
             window_size=coder.window,
             chunk_seconds=coder.chunk / meta["fs"],
-            **meta,
-            bitrate=bitrate(meta),
+            **{"code_size_per_stream": None, **meta},
+            bitrate=None if coder.continuous else bitrate(meta),
             token_rate=meta["fs"] / meta["frame_shift"],
             **stats,
             num_failed=len(failed),

@@ -1,11 +1,11 @@
-"""Register ``codec: almtokenizer`` with ESPnet, with no action by the user.
+"""Register ``codec: almtokenizer`` and ``codec: losatok`` with ESPnet, unasked.
 
 ESPnet 202511 has no plugin entry point for codecs: the stock CLIs only accept
 names in ``espnet2.tasks.gan_codec.codec_choices``. The ``espnet_almtok.pth``
 file installed beside the package calls ``install()`` at interpreter start.
 That only puts a small finder on ``sys.meta_path`` (nothing heavy is imported);
 when a module named in ``HOOKS`` is first imported, the finder runs the module
-and then its hook: ``register`` adds our codec to the codec choices, and the
+and then its hook: ``register`` adds our codecs to the codec choices, and the
 ``espnet_almtok.speechlm.espnet202412`` hooks adapt ESPnet 202412's SpeechLM
 (see there).
 
@@ -20,7 +20,7 @@ import importlib.abc
 import sys
 import warnings
 
-NAME = "almtokenizer"
+NAMES = ("almtokenizer", "losatok")
 SPEECHLM_202412 = "espnet_almtok.speechlm.espnet202412"
 # Module: (the attribute the hook adapts, the hook).
 HOOKS = {
@@ -54,24 +54,26 @@ def check_chunk_length(args, codec) -> None:
         if "-" in value or int(value) % hop != 0:
             raise ValueError(
                 f"chunk_length {args.chunk_length} is not a multiple of the "
-                f"ALMTokenizer patchify hop {hop}; use fixed chunk lengths that "
+                f"codec's hop {hop}; use fixed chunk lengths that "
                 f"are multiples of {hop} samples"
             )
 
 
 def register(module) -> None:
-    """Add ALMTokenizer to ``module.codec_choices`` and check chunk lengths.
+    """Add our codecs to ``module.codec_choices`` and check chunk lengths.
 
     A failure here must not break ESPnet for its other codecs: it becomes a
     warning, and ``codec: almtokenizer`` stays unknown.
     """
     try:
         from espnet_almtok.model.codec import ALMTokenizer
+        from espnet_almtok.model.losatok import LoSATok
     except Exception as e:  # noqa: BLE001 - any import failure, reported
-        warnings.warn(f"espnet_almtok: cannot register codec '{NAME}': {e!r}")
+        warnings.warn(f"espnet_almtok: cannot register codecs {NAMES}: {e!r}")
         return
 
-    module.codec_choices.classes.setdefault(NAME, ALMTokenizer)
+    for name, cls in zip(NAMES, (ALMTokenizer, LoSATok)):
+        module.codec_choices.classes.setdefault(name, cls)
     task = module.GANCodecTask
     build_model = task.build_model.__func__
     if getattr(build_model, "_almtok", False):
@@ -79,7 +81,7 @@ def register(module) -> None:
 
     def checked_build_model(cls, args):
         model = build_model(cls, args)
-        if args.codec == NAME:
+        if args.codec in NAMES:
             check_chunk_length(args, model.codec)
         return model
 

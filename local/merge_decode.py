@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Merge the outputs of parallel codec_inference jobs: merge_decode.py OUT JOB_DIR...
 
-Concatenates ``codec/codec.scp``, ``wav/wav.scp`` and ``failed.txt`` (the ark
+Concatenates ``codec/codec.scp`` (or ``latent/latent.scp``), ``wav/wav.scp`` and
+``failed.txt`` (the ark
 and wav files stay in the job dirs) and sums the counts and seconds of
 ``decode_stats.json``. A job dir without ``decode_stats.json`` did not finish:
 the merge refuses it. Each file is written under a temporary name and renamed,
@@ -35,7 +36,7 @@ def main():
                 f"merge_decode.py: {job} has no decode_stats.json (the job did not finish)"
             )
         stats.append(json.loads((job / "decode_stats.json").read_text()))
-    for name in ("codec/codec.scp", "wav/wav.scp", "failed.txt"):
+    for name in ("codec/codec.scp", "latent/latent.scp", "wav/wav.scp", "failed.txt"):
         parts = [job / name for job in jobs if (job / name).exists()]
         if parts:
             (out / name).parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,11 @@
 import copy
+import subprocess
 from pathlib import Path
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 
@@ -68,3 +71,45 @@ def model_dir(tmp_path_factory):
     torch.save(GANCodecTask.build_model(args).state_dict(), path / "model.pth")
     (path / "config.yaml").write_text(yaml.safe_dump(vars(args)))
     return path
+
+
+def flite(tmp_path: Path, voice: str, text: str, dtype: str = "float64") -> np.ndarray:
+    """16 kHz speech of ``text`` in a flite ``voice``."""
+    path = tmp_path / f"{voice}_{abs(hash(text))}.wav"
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+    wav, fs = sf.read(path, dtype=dtype)
+    assert fs == 16000
+    return wav
+
+
+def random_chunks(clips: Sequence[np.ndarray], n: int, size: int, rng) -> torch.Tensor:
+    """(n, size) random chunks of the clips, as ESPnet's chunk iterator."""
+    out = []
+    for _ in range(n):
+        x = clips[rng.integers(len(clips))]
+        start = rng.integers(len(x) - size + 1)
+        out.append(x[start : start + size])
+    return torch.from_numpy(np.stack(out)).float()
+
+
+def train_generator(
+    codec, clips, config: Path, steps: int, size: int, seed: int = 0
+) -> List[Dict[str, float]]:
+    """The generator turn of ESPnet's GAN trainer, with the config's optimizer,
+    on batches of 4 random chunks; returns each step's stats."""
+    conf = yaml.safe_load(config.read_text())
+    assert conf["optim"] == "adam"
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    params = [p for p in codec.generator.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, **conf["optim_conf"])
+    codec.train()
+    history = []
+    for _ in range(steps):
+        out = codec(random_chunks(clips, 4, size, rng), forward_generator=True)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        history.append({k: float(v) for k, v in out["stats"].items() if v is not None})
+    codec.eval()
+    return history

@@ -8,14 +8,11 @@ steps on a few flite clips, then face unseen sentences from an unseen voice.
 """
 
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-import yaml
-from conftest import TINY, codec_conf
+from conftest import TINY, codec_conf, flite, random_chunks, train_generator
 
 from espnet_almtok.model.codec import ALMTokenizer
 from espnet_almtok.model.semantic_prior import save_codebooks
@@ -39,48 +36,18 @@ SENTENCES = [  # Harvard sentences, none of them in the recipe's corpus
 ]
 
 
-def flite(tmp_path, voice: str, text: str) -> np.ndarray:
-    wav = tmp_path / f"{voice}_{abs(hash(text))}.wav"
-    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
-    x, fs = sf.read(wav, dtype="float32")
-    assert fs == FS
-    return x
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("clips")
-    train = [flite(tmp, v, s) for v in ("slt", "rms") for s in SENTENCES[:4]]
-    unseen = [flite(tmp, "awb", s) for s in SENTENCES[4:]]
+    train = [flite(tmp, v, s, "float32") for v in ("slt", "rms") for s in SENTENCES[:4]]
+    unseen = [flite(tmp, "awb", s, "float32") for s in SENTENCES[4:]]
     return train, unseen
 
 
-def chunks(clips, n: int, rng) -> torch.Tensor:
-    """(n, CHUNK) random chunks of the clips, as ESPnet's chunk iterator."""
-    out = []
-    for _ in range(n):
-        x = clips[rng.integers(len(clips))]
-        start = rng.integers(len(x) - CHUNK + 1)
-        out.append(x[start : start + CHUNK])
-    return torch.from_numpy(np.stack(out))
-
-
 def train(codec: ALMTokenizer, clips, stage: int, steps: int = STEPS, seed: int = 0):
-    """The generator turn of ESPnet's GAN trainer, with the config's optimizer."""
+    """Generator steps within the tiny configs' mel-only warm-up."""
     assert steps <= codec.adversarial_start_step
-    config = yaml.safe_load(TINY[stage].read_text())
-    assert config["optim"] == "adam"
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    params = [p for p in codec.generator.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, **config["optim_conf"])
-    codec.train()
-    for _ in range(steps):
-        loss = codec(chunks(clips, 4, rng), forward_generator=True)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    codec.eval()
+    train_generator(codec, clips, TINY[stage], steps, CHUNK, seed)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +58,7 @@ def best_constant(stage1, clips) -> torch.Tensor:
     const = torch.nn.Parameter(0.01 * torch.randn(1, 1, CHUNK))
     opt = torch.optim.Adam([const], lr=1e-2)
     for _ in range(steps):
-        x = chunks(clips[0], 8, rng)[:, None]
+        x = random_chunks(clips[0], 8, CHUNK, rng)[:, None]
         loss = mel_loss(const.expand_as(x), x)
         opt.zero_grad()
         loss.backward()

