@@ -3,9 +3,9 @@
 ALMTokenizer codes a padded batch at once (``encode_chunked``/``decode_chunked``).
 ESPnet's other codecs (SoundStream, DAC, ...) take no lengths, so each item is
 coded alone: padding never changes an item's tokens. So is LoSATok, whose
-continuous latents (B, N, D) travel here in the codes' layout (D, B, N). Either way a long input is
-coded in chunks of whole tokens, each on its own, so memory is bounded by the
-chunk and a chunk's tokens never depend on the audio after it.
+continuous latents (B, N, D) travel here in the codes' layout (D, B, N). Either
+way a long input is coded in chunks of whole tokens, each on its own, so memory
+is bounded by the chunk and a chunk's tokens never depend on the audio after it.
 """
 
 from typing import Optional, Tuple

@@ -33,8 +33,9 @@ Writes under ``--output_dir``:
   trimmed to the (resampled) input length;
 * ``failed.txt``: the keys that were skipped, one a line (empty if none);
 * ``decode_stats.json``: window (null for a fixed-rate codec), chunk seconds,
-  bitrate (null for a continuous codec) and token rate from ``meta_info()``, audio seconds, token steps,
-  encode/decode seconds (for real-time factors) and ``num_failed``.
+  bitrate (null for a continuous codec) and token rate from ``meta_info()``,
+  audio seconds, token steps, encode/decode seconds (for real-time factors) and
+  ``num_failed``.
 
 The scp files, ``failed.txt`` and ``decode_stats.json`` are written under
 temporary names and renamed once every input is done, ``decode_stats.json``

@@ -36,7 +36,8 @@ def main():
                 f"merge_decode.py: {job} has no decode_stats.json (the job did not finish)"
             )
         stats.append(json.loads((job / "decode_stats.json").read_text()))
-    for name in ("codec/codec.scp", "latent/latent.scp", "wav/wav.scp", "failed.txt"):
+    listings = ("codec/codec.scp", "latent/latent.scp", "wav/wav.scp", "failed.txt")
+    for name in listings:
         parts = [job / name for job in jobs if (job / name).exists()]
         if parts:
             (out / name).parent.mkdir(parents=True, exist_ok=True)
