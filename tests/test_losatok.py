@@ -230,3 +230,22 @@ def test_bad_inputs_are_refused(sembo, tokenizer):
         LoSATok(generator_params=dict(training_stage=1, hop=480))
     with pytest.raises(ValueError, match="upsample .* must divide hop"):
         LoSATok(generator_params=dict(upsample=3))
+
+
+@pytest.mark.parametrize(
+    "config", sorted(ROOT.glob("conf/**/train_losatok_*.yaml")), ids=lambda p: p.stem
+)
+def test_configs_build_through_espnets_task(config):
+    from espnet2.tasks.gan_codec import GANCodecTask
+
+    from espnet_almtok import registration
+
+    registration.install()
+    args = GANCodecTask.get_parser().parse_args([])
+    vars(args).update(yaml.safe_load(config.read_text()))
+    gen_conf = args.codec_conf["generator_params"]
+    gen_conf["semantic_encoder_params"]["device"] = "cpu"  # GPU configs here
+    gen = GANCodecTask.build_model(args).codec.generator
+    assert args.codec_conf["sampling_rate"] / gen.hop == 25
+    assert args.chunk_length % gen.hop == 0
+    assert hasattr(gen, "vocoder") == (gen_conf["training_stage"] == 2)

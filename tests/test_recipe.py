@@ -188,6 +188,70 @@ def test_stock_inference_decodes_the_recipe_model(recipe, monkeypatch):
         assert np.array_equal(codes[utt][:, 0], ours[utt].reshape(-1, 3).T)
 
 
+LOSATOK_EXP = "exp/almtok_train_losatok_tiny_stage2"
+
+
+@pytest.fixture(scope="module")
+def losatok(recipe):
+    """LoSATok through the same recipe: semantic bottleneck (stage 5), tokenizer
+    (stage 6), latents and wavs (7), scores (8), a few steps each."""
+    proc = run(
+        [
+            "./run.sh",
+            "--stage",
+            "3",
+            "--stop_stage",
+            "8",
+            "--stage1_config",
+            "conf/tuning/train_losatok_tiny_stage1.yaml",
+            "--stage2_config",
+            "conf/tuning/train_losatok_tiny_stage2.yaml",
+            "--test_sets",
+            "test_speech",
+            "--speech_metrics",
+            "false",
+            "--train_args",
+            "--max_epoch 1 --num_iters_per_epoch 4",
+        ],
+        recipe,
+    )
+    assert "Stages 3-4: skipped: losatok" in proc.stdout
+    return recipe / LOSATOK_EXP, proc
+
+
+def test_losatok_recipe_trains_its_bottleneck_then_the_tokenizer(losatok):
+    exp, _ = losatok
+    s1 = torch.load(exp / "stage1/latest.pth", map_location="cpu")
+    s2 = torch.load(exp / "stage2/latest.pth", map_location="cpu")
+    prefix = "codec.generator.semantic_bottleneck."
+    sembo = [k for k in s1 if k.startswith(prefix)]
+    assert sembo and all(torch.equal(s1[k], s2[k]) for k in sembo)  # init + frozen
+    assert int(s1[prefix + "trained_steps"]) == 4
+    assert not any(k.startswith("codec.generator.vocoder") for k in s1)
+
+
+def test_losatok_recipe_writes_latents_wavs_and_scores(losatok, recipe):
+    exp, _ = losatok
+    out = exp / "stage2/decode_latest/test_speech/fixed"
+    lengths = {
+        k: sf.info(p).frames
+        for k, p in scp(recipe / "dump/raw/test_speech/wav.scp").items()
+    }
+    latents = kaldiio.load_scp(str(out / "latent/latent.scp"))
+    assert sorted(latents) == sorted(lengths)
+    wavs = scp(out / "wav/wav.scp")
+    for utt, n in lengths.items():
+        assert latents[utt].shape == (-(-n // 640), 16)
+        assert latents[utt].dtype == np.float32
+        assert sf.info(wavs[utt]).frames == n
+    stats = json.loads((out / "decode_stats.json").read_text())
+    assert stats["bitrate"] is None and stats["token_rate"] == 25.0
+    assert stats["latent_dim"] == 16 and stats["continuous"] is True
+    summary = json.loads((out / "score/summary.json").read_text())
+    assert np.isfinite(summary["metrics"]["stoi"]["mean"])
+    assert "| test_speech fixed |" in (exp / "RESULTS.md").read_text()
+
+
 SLM_EXP = "exp/speechlm_train_speechlm_tiny_train_almtok_tiny_stage2"
 
 
