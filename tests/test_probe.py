@@ -217,3 +217,42 @@ def test_probes_ignore_padding():
         if isinstance(model, CTCProbe):
             padded = padded[:, : alone.shape[1]]
         torch.testing.assert_close(padded, alone)
+
+
+def to_latents(dump: Path, out: Path, dim: int = 16, seed: int = 0) -> Path:
+    """A continuous codec's dump of the same utterances: each layer-1 token as a
+    fixed random vector plus noise, (T, dim) float32, as LoSATok's inference."""
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((CODE_SIZE, dim)).astype(np.float32)
+    (out / "latent").mkdir(parents=True)
+    spec = f"ark,scp:{out}/latent/latent.ark,{out}/latent/latent.scp"
+    with kaldiio.WriteHelper(spec) as writer:
+        for utt, vec in kaldiio.load_scp(str(dump / "codec/codec.scp")).items():
+            layer1 = np.asarray(vec).reshape(-1, 2)[:, 0]
+            noise = 0.1 * rng.standard_normal((len(layer1), dim))
+            writer[utt] = (table[layer1] + noise).astype(np.float32)
+    stats = dict(continuous=True, latent_dim=dim, fs=16000, frame_shift=1280)
+    (out / "decode_stats.json").write_text(json.dumps(stats))
+    return out
+
+
+def test_probes_read_continuous_latents(corpus, tmp_path):
+    root, (train_dump, train_data), (test_dump, test_data) = corpus
+    train = to_latents(train_dump, tmp_path / "train")
+    test = to_latents(test_dump, tmp_path / "test")
+    cmd = args(corpus, "latent.json", *FAST)
+    cmd[cmd.index("--train_dir") + 1] = str(train)
+    cmd[cmd.index("--test_dir") + 1] = str(test)
+    main(cmd)
+    result = json.loads((root / "latent.json").read_text())
+    assert result["ctc"]["cer_test"] < 0.4, result["ctc"]
+    assert result["speaker"]["accuracy"] >= 0.75, result["speaker"]
+    settings = result["settings"]
+    assert settings["latent_dim"] == 16 and settings["code_size"] is None
+    assert settings["layer_bitrate"] is None and settings["codec_bitrate"] is None
+    with pytest.raises(ValueError, match="has layers 1..1"):
+        main(cmd + ["--layer", "2"])
+    # A codec with tokens against one with latents: refused.
+    cmd[cmd.index("--test_dir") + 1] = str(test_dump)
+    with pytest.raises(ValueError, match="different codecs"):
+        main(cmd)

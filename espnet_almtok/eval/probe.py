@@ -12,11 +12,15 @@ Usage::
 ``codec/codec.scp`` (time-major int32 vectors, ``vector.reshape(-1, n_q).T``
 gives the (n_q, T) codes) and ``decode_stats.json`` (``num_streams``,
 ``code_size_per_stream``, ``fs``, ``frame_shift``). Any codec that writes this
-format can be probed, so codecs can be compared at equal bitrate. The data dirs
-are Kaldi dirs with ``text`` and ``utt2spk``.
+format can be probed, so codecs can be compared at equal bitrate. A continuous
+codec (LoSATok) writes ``latent/latent.scp`` instead (float (T, D) matrices;
+``decode_stats.json`` has ``continuous: true`` and ``latent_dim``): its probes
+read the whole latent through a linear layer where tokens go through an
+embedding, and ``--layer`` must be 1. The data dirs are Kaldi dirs with
+``text`` and ``utt2spk``.
 
 Two small probes are trained from scratch on the tokens of RVQ layer
-``--layer``, each for exactly ``--steps`` optimizer steps:
+``--layer`` (or on the latent), each for exactly ``--steps`` optimizer steps:
 
 * a CTC character recogniser (embedding, residual 1-D convolutions, a
   transposed convolution upsampling time by ``--upsample``, since a codec makes
@@ -42,7 +46,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import editdistance
 import kaldiio
@@ -59,6 +63,7 @@ from espnet_almtok.utils.rates import bitrate
 
 # Codec properties that the train and test dumps must share.
 CODEC_KEYS = ("num_streams", "code_size_per_stream", "fs", "frame_shift")
+LATENT_KEYS = ("latent_dim", "fs", "frame_shift")
 # Training losses averaged for ``loss_first`` / ``loss_last``.
 LOSS_WINDOW = 10
 
@@ -77,24 +82,36 @@ def edit_distance(a: Sequence, b: Sequence) -> int:
 
 
 def read_dump(dump_dir: str) -> Tuple[Dict, Dict[str, np.ndarray], str]:
-    """The stats and the (n_q, T) codes of a token dump.
+    """The stats and the (n_q, T) codes, or (T, D) latents, of a dump.
 
     Returns:
-        ``decode_stats.json``, codes by utterance id, and the scp path.
+        ``decode_stats.json``, codes (or latents) by utterance id, and the scp
+        path.
     """
     stats_path = Path(dump_dir) / "decode_stats.json"
-    scp = Path(dump_dir) / "codec" / "codec.scp"
-    for path in (stats_path, scp):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: not a codec token dump")
+    if not stats_path.is_file():
+        raise FileNotFoundError(f"{stats_path} not found: not a codec token dump")
     stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    missing = [k for k in CODEC_KEYS if k not in stats]
+    continuous = bool(stats.get("continuous"))
+    name = "latent" if continuous else "codec"
+    scp = Path(dump_dir) / name / f"{name}.scp"
+    if not scp.is_file():
+        raise FileNotFoundError(f"{scp} not found: not a codec token dump")
+    missing = [k for k in codec_keys(stats) if k not in stats]
     if missing:
         raise ValueError(f"{stats_path} lacks {missing}")
-    n_q = stats["num_streams"]
     codes = {}
     for utt, vec in kaldiio.load_scp(str(scp)).items():
         vec = np.asarray(vec)
+        if continuous:
+            if vec.ndim != 2 or vec.shape[1] != stats["latent_dim"]:
+                raise ValueError(
+                    f"{scp}: {utt} has shape {vec.shape}, not (T, "
+                    f"latent_dim={stats['latent_dim']})"
+                )
+            codes[utt] = vec
+            continue
+        n_q = stats["num_streams"]
         if vec.ndim != 1 or len(vec) % n_q:
             raise ValueError(
                 f"{scp}: {utt} has shape {vec.shape}, not a flat vector of "
@@ -104,9 +121,15 @@ def read_dump(dump_dir: str) -> Tuple[Dict, Dict[str, np.ndarray], str]:
     return stats, codes, str(scp)
 
 
+def codec_keys(stats: Dict) -> Tuple[str, ...]:
+    """The keys that describe a dump's codec: its latent or its codes."""
+    return LATENT_KEYS if stats.get("continuous") else CODEC_KEYS
+
+
 def check_same_codec(train: Dict, train_path: str, test: Dict, test_path: str):
     """Raise unless two dumps' stats describe the same codec."""
-    differ = {k: (train[k], test[k]) for k in CODEC_KEYS if train[k] != test[k]}
+    keys = codec_keys(train)
+    differ = {k: (train.get(k), test.get(k)) for k in keys if train[k] != test.get(k)}
     if differ:
         raise ValueError(
             f"{train_path} and {test_path} come from different codecs: "
@@ -115,14 +138,19 @@ def check_same_codec(train: Dict, train_path: str, test: Dict, test_path: str):
 
 
 def layer_tokens(
-    codes: Dict[str, np.ndarray], layer: int, code_size: int, scp: str
+    codes: Dict[str, np.ndarray], layer: int, code_size: Optional[int], scp: str
 ) -> Dict[str, torch.Tensor]:
-    """The tokens of one (1-based) layer, as long tensors; empty ones skipped."""
+    """The tokens of one (1-based) layer as long tensors; with ``code_size``
+    None, the (T, D) latents of a continuous codec as float tensors. Empty
+    ones are skipped."""
     tokens, empty = {}, 0
     for utt, c in codes.items():
-        x = c[layer - 1]
+        x = c.astype(np.float32) if code_size is None else c[layer - 1]
         if len(x) == 0:
             empty += 1
+            continue
+        if code_size is None:
+            tokens[utt] = torch.from_numpy(x)
             continue
         if x.min() < 0 or x.max() >= code_size:
             raise ValueError(
@@ -153,18 +181,26 @@ class TokenEncoder(nn.Module):
     """Embedded tokens through residual 1-D convolutions; padding stays zero.
 
     Args:
-        code_size: Number of token values.
+        input_size: Number of token values, or the latent dimension.
         hidden: Width.
+        continuous: Inputs are (T, D) float latents, which a linear layer
+            embeds.
         num_layers: Convolution blocks.
         kernel_size: Odd kernel size.
     """
 
     @typechecked
     def __init__(
-        self, code_size: int, hidden: int, num_layers: int = 2, kernel_size: int = 5
+        self,
+        input_size: int,
+        hidden: int,
+        continuous: bool = False,
+        num_layers: int = 2,
+        kernel_size: int = 5,
     ):
         super().__init__()
-        self.embed = nn.Embedding(code_size, hidden)
+        embed = nn.Linear if continuous else nn.Embedding
+        self.embed = embed(input_size, hidden)
         self.convs = nn.ModuleList(
             nn.Conv1d(hidden, hidden, kernel_size, padding=kernel_size // 2)
             for _ in range(num_layers)
@@ -172,7 +208,8 @@ class TokenEncoder(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(num_layers))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) tokens and bool (B, T) valid mask to (B, T, hidden)."""
+        """(B, T) tokens (or (B, T, D) latents) and bool (B, T) valid mask to
+        (B, T, hidden)."""
         mask = mask.unsqueeze(-1)
         x = self.embed(tokens) * mask
         for conv, norm in zip(self.convs, self.norms):
@@ -185,17 +222,25 @@ class CTCProbe(nn.Module):
     """Token encoder, time upsampling, then character logits (blank = 0).
 
     Args:
-        code_size: Number of token values.
+        input_size: Number of token values, or the latent dimension.
         vocab_size: Characters + blank.
         hidden: Width.
         upsample: Output frames per token.
+        continuous: Inputs are float latents (see ``TokenEncoder``).
     """
 
     @typechecked
-    def __init__(self, code_size: int, vocab_size: int, hidden: int, upsample: int):
+    def __init__(
+        self,
+        input_size: int,
+        vocab_size: int,
+        hidden: int,
+        upsample: int,
+        continuous: bool = False,
+    ):
         super().__init__()
         self.upsample = upsample
-        self.encoder = TokenEncoder(code_size, hidden)
+        self.encoder = TokenEncoder(input_size, hidden, continuous)
         self.up = nn.ConvTranspose1d(hidden, hidden, upsample, stride=upsample)
         self.out = nn.Linear(hidden, vocab_size)
 
@@ -210,15 +255,18 @@ class SpeakerProbe(nn.Module):
     """Token encoder, mean over valid time, then speaker logits.
 
     Args:
-        code_size: Number of token values.
+        input_size: Number of token values, or the latent dimension.
         num_speakers: Classes.
         hidden: Width.
+        continuous: Inputs are float latents (see ``TokenEncoder``).
     """
 
     @typechecked
-    def __init__(self, code_size: int, num_speakers: int, hidden: int):
+    def __init__(
+        self, input_size: int, num_speakers: int, hidden: int, continuous: bool = False
+    ):
         super().__init__()
-        self.encoder = TokenEncoder(code_size, hidden)
+        self.encoder = TokenEncoder(input_size, hidden, continuous)
         self.out = nn.Linear(hidden, num_speakers)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -286,14 +334,15 @@ def chunks(n: int, size: int) -> Iterator[List[int]]:
 def ctc_probe(
     train_set: List[Tuple[str, torch.Tensor, str]],
     test_set: List[Tuple[str, torch.Tensor, str]],
-    code_size: int,
+    input_size: int,
+    continuous: bool,
     args: argparse.Namespace,
 ) -> Dict:
     """Train the CTC character probe; its character error rates and losses."""
     vocab = sorted({c for _, _, text in train_set for c in text})
     index = {c: i + 1 for i, c in enumerate(vocab)}  # 0 is the blank
     torch.manual_seed(args.seed)
-    model = CTCProbe(code_size, len(vocab) + 1, args.hidden, args.upsample)
+    model = CTCProbe(input_size, len(vocab) + 1, args.hidden, args.upsample, continuous)
     model.to(args.device)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     targets = [
@@ -362,7 +411,10 @@ def speaker_split(
 
 
 def speaker_probe(
-    data: List[Tuple[str, torch.Tensor, str]], code_size: int, args: argparse.Namespace
+    data: List[Tuple[str, torch.Tensor, str]],
+    input_size: int,
+    continuous: bool,
+    args: argparse.Namespace,
 ) -> Dict:
     """Train the closed-set speaker probe; its accuracy and losses."""
     train_split, test_split = speaker_split(data, args.spk_test_every)
@@ -375,7 +427,8 @@ def speaker_probe(
     speakers = sorted({spk for *_, spk in data})
     label = {spk: i for i, spk in enumerate(speakers)}
     torch.manual_seed(args.seed)
-    model = SpeakerProbe(code_size, len(speakers), args.hidden).to(args.device)
+    model = SpeakerProbe(input_size, len(speakers), args.hidden, continuous)
+    model.to(args.device)
 
     def loss_fn(model: nn.Module, items: List[int]) -> torch.Tensor:
         tokens, mask, _ = batch([train_split[i][1] for i in items], args.device)
@@ -412,12 +465,16 @@ def probe(args: argparse.Namespace) -> Dict:
         test_stats,
         str(Path(args.test_dir) / "decode_stats.json"),
     )
-    n_q = train_stats["num_streams"]
+    continuous = bool(train_stats.get("continuous"))
+    n_q = 1 if continuous else train_stats["num_streams"]
     if not 1 <= args.layer <= n_q:
         raise ValueError(
             f"--layer {args.layer}: the codec of {args.train_dir} has layers 1..{n_q}"
         )
-    code_size = int(train_stats["code_size_per_stream"][args.layer - 1])
+    code_size = (
+        None if continuous else int(train_stats["code_size_per_stream"][args.layer - 1])
+    )
+    input_size = train_stats["latent_dim"] if continuous else code_size
     token_rate = train_stats["fs"] / train_stats["frame_shift"]
     train_tokens = layer_tokens(train_codes, args.layer, code_size, train_scp)
     test_tokens = layer_tokens(test_codes, args.layer, code_size, test_scp)
@@ -446,9 +503,10 @@ def probe(args: argparse.Namespace) -> Dict:
             layer=args.layer,
             num_streams=n_q,
             code_size=code_size,
+            latent_dim=train_stats.get("latent_dim"),
             token_rate=token_rate,
-            layer_bitrate=token_rate * math.log2(code_size),
-            codec_bitrate=bitrate(train_stats),
+            layer_bitrate=None if continuous else token_rate * math.log2(code_size),
+            codec_bitrate=None if continuous else bitrate(train_stats),
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -457,8 +515,8 @@ def probe(args: argparse.Namespace) -> Dict:
             upsample=args.upsample,
             spk_test_every=args.spk_test_every,
         ),
-        ctc=ctc_probe(*ctc_sets, code_size, args),
-        speaker=speaker_probe(spk_data, code_size, args),
+        ctc=ctc_probe(*ctc_sets, input_size, continuous, args),
+        speaker=speaker_probe(spk_data, input_size, continuous, args),
     )
     logging.info(
         f"layer {args.layer}: test CER {result['ctc']['cer_test']:.3f}, speaker "
