@@ -226,7 +226,7 @@ def test_losatok_recipe_trains_its_bottleneck_then_the_tokenizer(losatok):
     prefix = "codec.generator.semantic_bottleneck."
     sembo = [k for k in s1 if k.startswith(prefix)]
     assert sembo and all(torch.equal(s1[k], s2[k]) for k in sembo)  # init + frozen
-    assert int(s1[prefix + "trained_steps"]) == 4
+    assert int(s1[prefix + "trained_steps"]) > 0
     assert not any(k.startswith("codec.generator.vocoder") for k in s1)
 
 

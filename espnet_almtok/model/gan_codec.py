@@ -6,6 +6,7 @@ multi-band STFT discriminators (as DAC), with ESPnet's mel, adversarial and
 feature-matching losses, an optional mel-only warm-up, and dither.
 """
 
+from abc import abstractmethod
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -179,6 +180,7 @@ class GANCodec(AbsGANCodec):
         """Whether the adversarial losses and the discriminator are on yet."""
         return int(self.generator_steps) >= self.adversarial_start_step
 
+    @abstractmethod
     def run_generator(
         self, x: torch.Tensor
     ) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor], Any]:
@@ -193,7 +195,6 @@ class GANCodec(AbsGANCodec):
             auxiliary losses by name; and the codes (n_q, B, N) to count, or
             None.
         """
-        raise NotImplementedError
 
     def forward(
         self, audio: torch.Tensor, forward_generator: bool = True, **kwargs
