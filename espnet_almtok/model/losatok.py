@@ -43,6 +43,7 @@ from espnet_almtok.model.semantic_bottleneck import (
     time_relation_loss,
 )
 from espnet_almtok.model.semantic_encoder import SemanticEncoder
+from espnet_almtok.model.transformer import length_mask
 from espnet_almtok.utils.config_check import build_checked
 
 
@@ -177,7 +178,8 @@ class LoSATokGenerator(nn.Module):
         n = -(-x.size(-1) // self.hop)
         semantic_high = self.semantic_encoder(x, lengths, pack=self.training)
         with torch.no_grad():
-            semantic_low = self.semantic_bottleneck(semantic_high)[0]
+            # The mirror MLP only trains the bottleneck (stage 1).
+            semantic_low = self.semantic_bottleneck.down(semantic_high)
         x = F.pad(x, (0, n * self.hop - x.size(-1)))
         acoustic_high = self.acoustic_norm(self.acoustic(x, None))
         return dict(
@@ -355,8 +357,7 @@ class LoSATok(GANCodec):
         hop = self.generator.hop
         # Zero the padding: the causal acoustic branch then cannot see it, and
         # the teacher reads each item only up to its length.
-        t = torch.arange(x.size(-1), device=x.device)
-        x = x * (t < x_lengths.to(x.device)[:, None])[:, None]
+        x = x * ~length_mask(x_lengths.to(x.device), x.size(-1))[:, None]
         z = self.generator.encoder(x, x_lengths).transpose(1, 2)
         return z, -(-x_lengths.long() // hop)
 

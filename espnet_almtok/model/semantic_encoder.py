@@ -57,21 +57,23 @@ class SemanticEncoder:
         self.hop = hop
         shift = float(self.extractor.frame_shift)  # samples at 16 kHz
         hop16 = hop * SAMPLE_RATE / sampling_rate
-        self.pool = hop16 / shift
-        self.repeat = shift / hop16
-        if not (self.pool.is_integer() or self.repeat.is_integer()):
+        if not ((hop16 / shift).is_integer() or (shift / hop16).is_integer()):
             raise ValueError(
                 f"the {kind} teacher's frame shift ({shift:g} samples at 16 kHz) "
                 f"and the codec hop ({hop16:g} samples at 16 kHz) must be whole "
                 "multiples of each other"
             )
-
-    def info(self) -> dict:
-        return self.extractor.info()
+        # Teacher frames averaged into one codec frame, or codec frames per
+        # teacher frame; at most one of the two is above 1.
+        self.pool = max(1, int(hop16 // shift))
+        self.repeat = max(1, int(shift // hop16))
 
     @torch.no_grad()
     def __call__(
-        self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None, pack=False
+        self,
+        x: torch.Tensor,
+        lengths: Optional[torch.Tensor] = None,
+        pack: bool = False,
     ) -> torch.Tensor:
         """Teacher frames (B, N, dim), N = ceil(L / hop), on ``x``'s device.
 
@@ -104,12 +106,10 @@ class SemanticEncoder:
     def _to_rate(self, frames: np.ndarray, n: int) -> torch.Tensor:
         """(T', dim) teacher frames to (n, dim) at the codec's rate."""
         f = torch.from_numpy(np.asarray(frames, dtype=np.float32))
-        if self.repeat.is_integer() and self.repeat > 1:
-            f = f.repeat_interleave(int(self.repeat), dim=0)
-        k = int(self.pool) if self.pool.is_integer() else 1
-        want = n * k
         if f.size(0) == 0:
             raise ValueError("the semantic encoder gave no frames")
+        f = f.repeat_interleave(self.repeat, dim=0)
+        want = n * self.pool
         # Edge frames stand in for the part of a last frame past the audio.
         f = F.pad(f.T[None], (0, max(0, want - f.size(0))), mode="replicate")[0].T
-        return f[:want].reshape(n, k, -1).mean(1)
+        return f[:want].reshape(n, self.pool, -1).mean(1)
