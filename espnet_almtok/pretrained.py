@@ -15,6 +15,7 @@ import torch
 import yaml
 from torch import nn
 
+from espnet_almtok.model.generator import ALMTokenizerGenerator
 from espnet_almtok.utils.atomic import atomic_path
 from espnet_almtok.utils.audio import load_audio
 
@@ -23,7 +24,7 @@ DEFAULT_MODEL = PRETRAINED / "almtok_small16k_pkgaudio"
 MODEL_FILE = "model.pth"
 # State-dict prefixes that only training needs.
 TRAINING_ONLY = ("codec.discriminator.", "codec.mel_loss.") + tuple(
-    f"codec.generator.{child}." for child in ("mae", "mae_encoder", "ar")
+    f"codec.generator.{child}." for child in ALMTokenizerGenerator.TRAINING_ONLY
 )
 
 PathLike = Union[str, Path]

@@ -330,3 +330,64 @@ def test_validation_codes_at_the_inference_window(tiny, speechlike, monkeypatch)
         tiny(x, forward_generator=True)
         tiny(x, forward_generator=False)  # reuses the generator pass of the same batch
     assert seen == [tiny.generator.inference_window]
+
+
+def teacher_tiny(tmp_path, speechlike, **teacher):
+    """The tiny codec with the log-mel teacher and codebooks of its frames."""
+    from espnet_almtok.model.semantic_encoder import SemanticEncoder
+
+    teacher = {"kind": "logmel", "n_mels": 40, **teacher}
+    frames = SemanticEncoder(16000, 320, kind="logmel")(speechlike(64000)[None, None])
+    g = np.random.default_rng(0)
+    books = np.concatenate(  # layer 1: teacher frames; then small residuals
+        [frames[0, g.permutation(200)[:64]][None], g.normal(0, 0.1, (2, 64, 40))]
+    )
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "codebooks.npz"
+    save_codebooks(path, books.astype(np.float32), "logmel-fallback", 64)
+    conf = codec_conf(TINY[2], codebook_file=str(path), running_stats=True)
+    conf["generator_params"].update(window_sizes=[4], semantic_teacher_params=teacher)
+    conf["lambda_semantic"] = 10.0
+    torch.manual_seed(0)
+    return ALMTokenizer(**conf), path
+
+
+def test_semantic_teacher_trains_layer1_and_stays_out_of_the_model(
+    tmp_path, speechlike
+):
+    codec, path = teacher_tiny(tmp_path, speechlike)
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    opt = torch.optim.Adam(codec.generator.parameters(), lr=2e-3)
+    semantic = []
+    for _ in range(25):
+        opt.zero_grad()
+        out = codec(x, forward_generator=True)
+        out["loss"].backward()
+        opt.step()
+        semantic.append(out["stats"]["semantic_loss"].item())
+    assert np.mean(semantic[-5:]) < 0.9 * np.mean(semantic[:5]), semantic
+    state = codec.state_dict()
+    assert not any("teacher" in k or "prior_" in k for k in state)
+    # The head is training-only: packaging drops it like the MAE and AR heads.
+    assert any(k.startswith("generator.semantic_distillation.") for k in state)
+    assert "semantic_distillation" in codec.generator.TRAINING_ONLY
+    # Coding needs neither the teacher nor the k-means file.
+    path.unlink()
+    coder, _ = teacher_tiny(tmp_path / "elsewhere", speechlike)
+    (tmp_path / "elsewhere/codebooks.npz").unlink()
+    coder.load_state_dict(state)
+    codes, n = coder.encode_with_lengths(x)
+    assert coder.generator.semantic_teacher is None
+    assert torch.equal(codes, codec.encode_with_lengths(x)[0])
+
+
+def test_semantic_teacher_must_give_the_codebooks_features(tmp_path, speechlike):
+    x = speechlike(6400)[None]
+    with pytest.raises(ValueError, match="unknown key.*nmels.*semantic_teacher_para"):
+        teacher_tiny(tmp_path / "a", speechlike, nmels=40)[0](x)
+    with pytest.raises(ValueError, match="80-dim frames.*40-dim centres"):
+        teacher_tiny(tmp_path / "b", speechlike, n_mels=80)[0](x)
+    with pytest.raises(ValueError, match="stage-2 setting"):
+        build_tiny(1, semantic_teacher_params=dict(kind="logmel"))
+    with pytest.raises(ValueError, match="needs semantic_teacher_params"):
+        build_tiny(semantic_distillation_params=dict(source="input"))

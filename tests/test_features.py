@@ -384,6 +384,17 @@ def test_whisper_frames_rate_dim_and_long_input():
     assert [len(f) for f in packed] == [math.ceil(len(c) / 320) for c in clips]
     assert np.allclose(extractor.extract_many(clips[:1])[0], extractor(clips[0]))
     assert not np.allclose(packed[0][:25], packed[2][:25], atol=1e-2)
+    # A shorter window packs fewer clips per pass, at frames close to 30 s ones.
+    short = build_extractor("whisper", window_seconds=4.0)
+    trimmed = short.extract_many(clips)
+    assert [len(f) for f in trimmed] == [len(f) for f in packed]
+    for a, b in zip(trimmed, packed):
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cos.mean() > 0.9 and not np.allclose(a, b), cos.mean()
+    with pytest.raises(ValueError, match="window_seconds must be"):
+        build_extractor("whisper", window_seconds=0.01)
+    with pytest.raises(ValueError, match="window_seconds applies to kind whisper"):
+        build_extractor("logmel", window_seconds=10.0)
     with pytest.raises(ValueError, match="takes no layer"):
         build_extractor("whisper", layer=2)
     with pytest.raises(FileNotFoundError, match="no model.bin"):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from espnet_almtok.model.semantic_distillation import SemanticDistillation
 from espnet_almtok.model.semantic_prior import (
     SemanticPriorRVQ,
     load_codebooks,
@@ -75,7 +76,7 @@ def test_decode_of_codes_matches_forward():
         6, n_q=3, codebook_size=16, codebook_dim=8, random_codebooks_for_debugging=True
     )
     h = torch.randn(2, 5, 6)
-    z_q, codes, layers, commit = rvq(h, torch.ones(2, 5, dtype=torch.bool))
+    z_q, codes, layers, commit, residuals = rvq(h, torch.ones(2, 5, dtype=torch.bool))
     assert codes.shape == (3, 2, 5) and codes.dtype == torch.long
     assert torch.equal(rvq.encode(h), codes)
     assert torch.allclose(rvq.decode(codes), z_q, atol=1e-5)
@@ -254,3 +255,87 @@ def test_pca_dim_keeps_the_codebooks_main_directions_and_loses_less(tmp_path):
     assert torch.equal(rebuilt.encode(h), reduced.encode(h))
     with pytest.raises(ValueError, match="pca_dim must lie in"):
         SemanticPriorRVQ(6, pca_dim=9, **args)
+
+
+def test_prior_space_maps_features_as_the_centres_were_mapped(book_file):
+    books, _ = load_codebooks(book_file, 3, 16, 8)
+    rvq = SemanticPriorRVQ(
+        4,
+        n_q=3,
+        codebook_size=16,
+        codebook_dim=8,
+        codebook_file=str(book_file),
+        pca_dim=3,
+    )
+    # The file's layer-1 centres land on layer 1's entries, white in 3 dims.
+    assert torch.allclose(rvq.to_search_space(books[0]), rvq.codebooks[0], atol=1e-5)
+    assert torch.allclose(rvq.codebooks[0].std(0), torch.ones(3), atol=1e-5)
+    assert torch.allclose(rvq.codebooks[0].mean(0), torch.zeros(3), atol=1e-5)
+    # Deeper layers: the linear part only, at their scale relative to layer 1.
+    assert torch.allclose(rvq.codebooks[1], books[1] @ rvq.prior_weight, atol=1e-5)
+    # The map is derived from the file, never saved: a model file loads anywhere.
+    assert "prior_weight" not in rvq.state_dict()
+
+
+@pytest.mark.parametrize("source", SemanticDistillation.SOURCES)
+def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source):
+    """The head's loss reaches the encoder: vectors that ignored the teacher
+    come to code its units."""
+    books, _ = load_codebooks(book_file, 3, 16, 8)
+    torch.manual_seed(0)
+    rvq = SemanticPriorRVQ(
+        64,
+        n_q=3,
+        codebook_size=16,
+        codebook_dim=8,
+        codebook_file=str(book_file),
+        running_stats=True,
+    )
+    distil = SemanticDistillation(8, source=source)
+    h = torch.randn(4, 12, 64)  # fewer tokens than in_proj's inputs: it can fit
+    valid = torch.ones(4, 12, dtype=torch.bool)
+    # The teacher's frames: near the file's layer-1 centres, at an offset and
+    # scale of their own (the head absorbs those).
+    units = torch.randint(16, (4, 12))
+    target = rvq.to_search_space(2 + 0.3 * books[0][units])
+
+    def mixed():
+        """Units per code, summed over codes: the number of units if each
+        code stands for one."""
+        codes = rvq.encode(h)[0]
+        return sum(len(units[codes == c].unique()) for c in codes.unique())
+
+    before = mixed()
+    opt = torch.optim.Adam([*rvq.parameters(), *distil.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(300):
+        _, _, layers, _, residuals = rvq(h, valid)
+        loss = distil(
+            {"quantized": layers, "input": residuals}[source][0], target, valid
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 1
+    if source == "input":
+        assert losses[-1] < 0.01 and mixed() < 0.4 * before, losses[::50]
+    else:  # slower: the estimator moves the input, the entries stay
+        assert losses[-1] < 0.4 and mixed() < 0.6 * before, losses[::50]
+    assert set(distil.state_dict()) == {
+        "head.weight",
+        "head.bias",
+        "mean",
+        "var",
+        "seen",
+    }
+    with pytest.raises(ValueError, match="source must be one of"):
+        SemanticDistillation(8, source="layer1")
+
+
+def test_distillation_needs_the_codebook_file():
+    rvq = SemanticPriorRVQ(
+        4, n_q=1, codebook_size=4, codebook_dim=8, random_codebooks_for_debugging=True
+    )
+    with pytest.raises(ValueError, match="codebook_file"):
+        rvq.to_search_space(torch.randn(1, 2, 8))

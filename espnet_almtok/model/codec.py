@@ -34,8 +34,9 @@ class ALMTokenizer(GANCodec):
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
         dither: See ``GANCodec``.
-        lambda_adv, lambda_feat_match, lambda_mel, lambda_commit, lambda_mae,
-        lambda_ar: Loss weights.
+        lambda_adv, lambda_feat_match, lambda_mel, lambda_commit,
+        lambda_semantic, lambda_mae, lambda_ar: Loss weights (``semantic``
+            applies with ``generator_params.semantic_teacher_params``).
         chunk_seconds: The chunk length of ``encode_chunked`` and
             ``decode_chunked`` (and so of codec inference) unless they are
             given one; 0: whole inputs. The query transformers' absolute
@@ -59,6 +60,7 @@ class ALMTokenizer(GANCodec):
         lambda_feat_match: float = 2.0,
         lambda_mel: float = 45.0,
         lambda_commit: float = 1.0,
+        lambda_semantic: float = 1.0,
         lambda_mae: float = 1.0,
         lambda_ar: float = 1.0,
         cache_generator_outputs: bool = True,
@@ -78,6 +80,7 @@ class ALMTokenizer(GANCodec):
                 feat_match=lambda_feat_match,
                 mel=lambda_mel,
                 commit=lambda_commit,
+                semantic=lambda_semantic,
                 mae=lambda_mae,
                 ar=lambda_ar,
             ),

@@ -20,6 +20,8 @@ from espnet_almtok.model.ar_predictor import ARPredictor
 from espnet_almtok.model.mae import MAEDecoder
 from espnet_almtok.model.patchify import build_patchify
 from espnet_almtok.model.query_transformer import QueryDecoder, QueryEncoder
+from espnet_almtok.model.semantic_distillation import SemanticDistillation
+from espnet_almtok.model.semantic_encoder import SemanticEncoder
 from espnet_almtok.model.semantic_prior import SemanticPriorRVQ
 from espnet_almtok.model.strided import StridedDecoder, StridedEncoder
 from espnet_almtok.model.transformer import TransformerStack, length_mask
@@ -60,6 +62,14 @@ class ALMTokenizerGenerator(nn.Module):
         stage1_mae_encoder_params: Transformer settings of the stage-1 MAE
             encoder (thrown away after stage 1).
         ar_params: ``ARPredictor`` settings; ``null`` disables the AR loss.
+        semantic_teacher_params: ``SemanticEncoder`` settings (``kind``,
+            ``checkpoint``, ``window_seconds``, ...; stage 2): a frozen teacher
+            whose frames, averaged over each window, layer 1's tokens learn to
+            predict (the ``semantic`` loss, ``semantic_distillation.py``). It
+            must give the features the codebook file's k-means ran on.
+            ``null``: no such loss.
+        semantic_distillation_params: ``SemanticDistillation`` settings
+            (``source``, ``momentum``), with ``semantic_teacher_params``.
         window_sizes: Window sizes drawn from, one per training step.
         inference_window: Window size used when none is given at inference.
         compression: ``query`` (the method: query tokens over the whole
@@ -69,7 +79,7 @@ class ALMTokenizerGenerator(nn.Module):
     """
 
     # Children that only train (losses), not part of the codec path.
-    TRAINING_ONLY = ("mae", "mae_encoder", "ar")
+    TRAINING_ONLY = ("mae", "mae_encoder", "ar", "semantic_distillation")
 
     @typechecked
     def __init__(
@@ -86,6 +96,8 @@ class ALMTokenizerGenerator(nn.Module):
         mae_params: Optional[Dict[str, Any]] = {},
         stage1_mae_encoder_params: Optional[Dict[str, Any]] = None,
         ar_params: Optional[Dict[str, Any]] = {},
+        semantic_teacher_params: Optional[Dict[str, Any]] = None,
+        semantic_distillation_params: Optional[Dict[str, Any]] = None,
         window_sizes: List[int] = [2, 3, 4, 6, 8],
         inference_window: int = 4,
         compression: str = "query",
@@ -99,6 +111,7 @@ class ALMTokenizerGenerator(nn.Module):
         self.window_sizes = [check_window(w, "window_sizes") for w in window_sizes]
         self.inference_window = check_window(inference_window, "inference_window")
         self.training_stage = training_stage
+        self.sampling_rate = sampling_rate
         if compression not in COMPRESSIONS:
             raise ValueError(
                 f"unknown compression '{compression}'; expected one of "
@@ -118,7 +131,14 @@ class ALMTokenizerGenerator(nn.Module):
         self.mae = None
         if mae_params is not None:
             self.mae = build_checked(MAEDecoder, mae_params, "mae_params", dim=dim)
+        self.semantic_teacher = None
+        self.semantic_distillation = None
         if training_stage == 1:
+            if semantic_teacher_params is not None:
+                raise ValueError(
+                    "semantic_teacher_params is a stage-2 setting: stage 1 has no "
+                    "quantizer to distil into"
+                )
             if self.mae is not None:
                 self.mae_encoder = build_checked(
                     TransformerStack,
@@ -153,6 +173,20 @@ class ALMTokenizerGenerator(nn.Module):
             f"{compression}_decoder",
             build_checked(decoder_cls, decoder_params, "decoder_params", **fixed),
         )
+        if semantic_teacher_params is not None:
+            self.semantic_distillation = build_checked(
+                SemanticDistillation,
+                semantic_distillation_params,
+                "semantic_distillation_params",
+                dim=self.quantizer.codebooks.size(-1),
+            )
+        elif semantic_distillation_params is not None:
+            raise ValueError(
+                "semantic_distillation_params needs semantic_teacher_params"
+            )
+        # Built at the first training pass: coding never needs the teacher,
+        # nor the k-means file its frames are mapped through.
+        self.semantic_teacher_params = semantic_teacher_params
         self.ar = None
         if ar_params is not None:
             self.ar = build_checked(
@@ -238,6 +272,30 @@ class ALMTokenizerGenerator(nn.Module):
         """Transformer outputs back at the scale UnPatchify was trained on."""
         return frames * self.patchify.frame_rms.scale()
 
+    def teacher_tokens(self, x: torch.Tensor, w: int) -> torch.Tensor:
+        """The semantic teacher's frames of (B, 1, N * w * hop) audio, averaged
+        over each window: (B, N, teacher dim)."""
+        if self.semantic_teacher is None:
+            # Not a module: its weights stay out of the state dict, frozen.
+            teacher = build_checked(
+                SemanticEncoder,
+                self.semantic_teacher_params,
+                "semantic_teacher_params",
+                sampling_rate=self.sampling_rate,
+                hop=self.hop,
+            )
+            prior = self.quantizer.prior_weight
+            if prior is not None and prior.size(0) != teacher.dim:
+                raise ValueError(
+                    f"semantic_teacher_params: the teacher gives {teacher.dim}-dim "
+                    f"frames, the codebook file holds {prior.size(0)}-dim centres: "
+                    "the teacher must give the features the k-means stage ran on"
+                )
+            self.semantic_teacher = teacher
+        # Short training chunks share the teacher's windows (see SemanticEncoder).
+        frames = self.semantic_teacher(x, pack=True)
+        return frames.reshape(x.size(0), -1, w, frames.size(-1)).mean(2)
+
     def _mae_loss(
         self, e: torch.Tensor, num_windows: torch.Tensor, w: int
     ) -> torch.Tensor:
@@ -257,7 +315,7 @@ class ALMTokenizerGenerator(nn.Module):
 
         Returns:
             The reconstruction (B, 1, L), a dict of auxiliary losses
-            (``commit``, ``mae``, ``ar``; those that apply) and the codes
+            (``commit``, ``semantic``, ``mae``, ``ar``; those that apply) and the codes
             (n_q, B, N) (None in stage 1).
         """
         length = x.size(-1)
@@ -276,7 +334,13 @@ class ALMTokenizerGenerator(nn.Module):
         e = self.to_units(e)
         h, _ = self.window_encoder(e, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
-        z_q, codes, layers, losses["commit"] = self.quantizer(h, valid)
+        z_q, codes, layers, losses["commit"], residuals = self.quantizer(h, valid)
+        if self.semantic_distillation is not None:
+            target = self.quantizer.to_search_space(self.teacher_tokens(x, w))
+            tokens = {"quantized": layers[0], "input": residuals[0]}
+            losses["semantic"] = self.semantic_distillation(
+                tokens[self.semantic_distillation.source], target, valid
+            )
         frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:

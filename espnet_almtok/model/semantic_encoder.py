@@ -34,6 +34,9 @@ class SemanticEncoder:
         checkpoint: Local checkpoint of the kind (optional for ``whisper``).
         layer: Transformer layer (``wav2vec2``, ``beats``).
         n_mels: Mel bands (``logmel``).
+        window_seconds: Whisper's input window (``whisper``; default 30 s):
+            training batches of short chunks need far less (see
+            ``WhisperFeatures``).
         device: Where the teacher runs.
     """
 
@@ -46,11 +49,17 @@ class SemanticEncoder:
         checkpoint: Optional[str] = None,
         layer: Optional[int] = None,
         n_mels: int = 40,
+        window_seconds: Optional[float] = None,
         device: str = "cpu",
     ):
         extra = {"n_mels": n_mels} if kind == "logmel" else {}
         self.extractor = build_extractor(
-            kind, checkpoint=checkpoint, layer=layer, device=device, **extra
+            kind,
+            checkpoint=checkpoint,
+            layer=layer,
+            device=device,
+            window_seconds=window_seconds,
+            **extra,
         )
         self.dim = self.extractor.dim
         self.sampling_rate = sampling_rate

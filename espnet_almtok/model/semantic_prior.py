@@ -41,6 +41,11 @@ loss stayed at 0.9). ``pca_dim`` keeps the codebooks' top principal directions
 (of layer 1's centres, so the semantic prior's main structure stays): in 16
 dimensions one layer leaves 0.39 and three layers 0.06.
 
+Frozen codebooks fix where the prior's units lie, not which unit a token
+lands on. ``to_search_space`` maps the features the centres came from into the
+search space as the centres were mapped (``prior_space``), for the semantic
+distillation loss (``semantic_distillation.py``).
+
 For ablations the codebooks can instead be trainable parameters
 (``trainable_codebooks: true``), initialised from the file or at random
 (``codebook_init: random``); they then learn through a VQ-VAE codebook loss.
@@ -116,29 +121,46 @@ def load_codebooks(
     return torch.from_numpy(books.astype(np.float32)), meta
 
 
+def prior_space(
+    layer1: torch.Tensor, pca_dim: Optional[int] = None
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The affine map ``x @ weight + bias`` of feature vectors into the search
+    space that ``layer1``'s centres (size, dim) define.
+
+    Per-dimension standardization by the centres' statistics, then, with
+    ``pca_dim``, their top principal directions, standardized again: layer 1
+    becomes white there. Residual centres take the linear part alone (see
+    ``to_prior_space``).
+    """
+    std = layer1.std(0).clamp(min=1e-5)
+    weight, bias = torch.diag(1 / std), -layer1.mean(0) / std
+    if pca_dim is not None:
+        z = layer1 @ weight + bias
+        basis = torch.linalg.svd(z - z.mean(0), full_matrices=False)[2][:pca_dim].t()
+        weight, bias = weight @ basis, bias @ basis
+        y = layer1 @ weight + bias
+        scale = y.std(0).clamp(min=1e-5)
+        weight, bias = weight / scale, (bias - y.mean(0)) / scale
+    return weight, bias
+
+
+def to_prior_space(
+    books: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """Residual codebooks (n_q, size, dim) in a ``prior_space``: layer 1 holds
+    centres of the features (the whole map), deeper layers centres of residuals
+    (already near zero: the linear part only, so they keep their scale relative
+    to layer 1)."""
+    out = books @ weight
+    out[0] += bias
+    return out
+
+
 def standardize(books: torch.Tensor) -> torch.Tensor:
-    """Centre and scale residual codebooks by their first layer's statistics.
-
-    Layer 1 holds centres of the features, deeper layers centres of residuals
-    (already near zero): only layer 1 is shifted, and every layer is divided by
-    layer 1's per-dimension spread, so the residual layers keep their relative
-    scale. The result has the same nearest-entry structure up to the learnable
-    in/out projections, at the unit scale of the encoder's normalised output.
-    """
-    mean = books[0].mean(0)
-    std = books[0].std(0).clamp(min=1e-5)
-    shift = torch.zeros_like(books[:, :1])
-    shift[0] = mean
-    return (books - shift) / std
-
-
-def principal(books: torch.Tensor, k: int) -> torch.Tensor:
-    """Standardized codebooks (see ``standardize``) on the top ``k`` principal
-    directions of layer 1's entries, standardized again: layer 1 is then
-    whitened, and deeper layers keep their scale relative to it.
-    """
-    basis = torch.linalg.svd(books[0] - books[0].mean(0), full_matrices=False)[2]
-    return standardize(books @ basis[:k].t())
+    """Residual codebooks centred and scaled by their first layer's statistics:
+    the same nearest-entry structure up to the learnable in/out projections, at
+    the unit scale of the encoder's normalised output."""
+    return to_prior_space(books, *prior_space(books[0]))
 
 
 def fold_in(
@@ -221,6 +243,7 @@ class SemanticPriorRVQ(nn.Module):
         self.missing_file = None
         # Width of the nearest-entry search (and of the stored codebooks).
         search_dim = pca_dim or codebook_dim
+        prior_map = (None, None)
         if pca_dim is not None and not 0 < pca_dim <= codebook_dim:
             raise ValueError(
                 f"pca_dim must lie in [1, codebook_dim = {codebook_dim}], got {pca_dim}"
@@ -253,9 +276,8 @@ class SemanticPriorRVQ(nn.Module):
             books, meta = load_codebooks(
                 codebook_file, n_q, codebook_size, codebook_dim
             )
-            books = standardize(books)
-            if pca_dim is not None:
-                books = principal(books, pca_dim)
+            prior_map = prior_space(books[0], pca_dim)
+            books = to_prior_space(books, *prior_map)
             logging.info(
                 f"Loaded semantic-prior codebooks from {codebook_file}: {meta}"
             )
@@ -277,6 +299,10 @@ class SemanticPriorRVQ(nn.Module):
             self.codebooks = nn.Parameter(books)
         else:
             self.register_buffer("codebooks", books)
+        # The file's feature space into the search space, for semantic
+        # distillation; known only where the file was read, and never saved.
+        self.register_buffer("prior_weight", prior_map[0], persistent=False)
+        self.register_buffer("prior_bias", prior_map[1], persistent=False)
         self.trainable_codebooks = trainable_codebooks
         self.n_q = n_q
         self.codebook_size = codebook_size
@@ -399,7 +425,9 @@ class SemanticPriorRVQ(nn.Module):
 
     def forward(
         self, h: torch.Tensor, valid: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], torch.Tensor]:
+    ) -> Tuple[
+        torch.Tensor, torch.Tensor, List[torch.Tensor], torch.Tensor, List[torch.Tensor]
+    ]:
         """Quantize with a straight-through estimator.
 
         Args:
@@ -409,8 +437,9 @@ class SemanticPriorRVQ(nn.Module):
         Returns:
             quantized (B, N, dim) in encoder space, codes (n_q, B, N),
             per-layer quantized vectors in codebook space (n_q x (B, N, codebook_dim)),
-            and the commitment loss (mean over valid positions and layers), plus
-            the codebook loss when the codebooks train.
+            the commitment loss (mean over valid positions and layers), plus
+            the codebook loss when the codebooks train, and the residual each
+            layer quantized (n_q x (B, N, codebook_dim)).
         """
         codes, pairs = self.quantize(h, valid, batch_stats=self.training)
         weight = valid.unsqueeze(-1).to(h.dtype)
@@ -426,7 +455,19 @@ class SemanticPriorRVQ(nn.Module):
             )
         layers = [r + (q - r).detach() for r, q in pairs]
         z_q = torch.stack(layers).sum(0)
-        return self.out_proj(z_q), codes, layers, commit / self.n_q
+        residuals = [r for r, _ in pairs]
+        return self.out_proj(z_q), codes, layers, commit / self.n_q, residuals
+
+    def to_search_space(self, features: torch.Tensor) -> torch.Tensor:
+        """Features in the codebook file's space (..., codebook_dim) mapped as
+        its layer-1 centres were (see ``prior_space``)."""
+        if self.prior_weight is None:
+            raise ValueError(
+                "semantic distillation needs the k-means codebook file's space: "
+                "give quantizer_params.codebook_file (codebook_init: kmeans), "
+                "readable when the model is built"
+            )
+        return features @ self.prior_weight + self.prior_bias
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         """Codes (n_q, B, N) of encoder vectors (B, N, dim).
