@@ -277,8 +277,10 @@ def test_prior_space_maps_features_as_the_centres_were_mapped(book_file):
     assert "prior_weight" not in rvq.state_dict()
 
 
-@pytest.mark.parametrize("source", SemanticDistillation.SOURCES)
-def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source):
+@pytest.mark.parametrize(
+    "source, head", [("quantized", True), ("input", True), ("input", False)]
+)
+def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source, head):
     """The head's loss reaches the encoder: vectors that ignored the teacher
     come to code its units."""
     books, _ = load_codebooks(book_file, 3, 16, 8)
@@ -291,7 +293,7 @@ def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source):
         codebook_file=str(book_file),
         running_stats=True,
     )
-    distil = SemanticDistillation(8, source=source)
+    distil = SemanticDistillation(8, source=source, head=head)
     h = torch.randn(4, 12, 64)  # fewer tokens than in_proj's inputs: it can fit
     valid = torch.ones(4, 12, dtype=torch.bool)
     # The teacher's frames: near the file's layer-1 centres, at an offset and
@@ -306,6 +308,7 @@ def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source):
         return sum(len(units[codes == c].unique()) for c in codes.unique())
 
     before = mixed()
+    assert head == any(True for _ in distil.parameters())
     opt = torch.optim.Adam([*rvq.parameters(), *distil.parameters()], lr=1e-2)
     losses = []
     for _ in range(300):
@@ -322,13 +325,8 @@ def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source):
         assert losses[-1] < 0.01 and mixed() < 0.4 * before, losses[::50]
     else:  # slower: the estimator moves the input, the entries stay
         assert losses[-1] < 0.4 and mixed() < 0.6 * before, losses[::50]
-    assert set(distil.state_dict()) == {
-        "head.weight",
-        "head.bias",
-        "mean",
-        "var",
-        "seen",
-    }
+    heads = {"head.weight", "head.bias"} if head else set()
+    assert set(distil.state_dict()) == heads | {"mean", "var", "seen"}
     with pytest.raises(ValueError, match="source must be one of"):
         SemanticDistillation(8, source="layer1")
 

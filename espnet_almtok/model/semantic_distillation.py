@@ -36,6 +36,11 @@ class SemanticDistillation(nn.Module):
             ``input`` (the vector layer 1 quantizes: with frozen entries the
             estimator's gradient says how an entry should move, which it
             cannot).
+        head: Predict through a learned linear head; False: the tokens are
+            the prediction (the quantizer's input is standardized as the
+            targets are). A head learns only what the tokens already carry:
+            from a small16k model's layer 1 it explained 7 % of the targets'
+            variance after 1900 steps, and passed the encoder little gradient.
         momentum: Of the running statistics that standardize the targets
             (plain averages over the first ``1 / momentum`` batches).
         eps: Added to the running variance.
@@ -48,6 +53,7 @@ class SemanticDistillation(nn.Module):
         self,
         dim: int,
         source: str = "quantized",
+        head: bool = True,
         momentum: float = 0.01,
         eps: float = 1e-5,
     ):
@@ -58,7 +64,7 @@ class SemanticDistillation(nn.Module):
                 f"got {source!r}"
             )
         self.source = source
-        self.head = init_variance_preserving(nn.Linear(dim, dim))
+        self.head = init_variance_preserving(nn.Linear(dim, dim)) if head else None
         self.momentum = momentum
         self.eps = eps
         self.register_buffer("mean", torch.zeros(dim))
@@ -81,4 +87,5 @@ class SemanticDistillation(nn.Module):
             with torch.no_grad():
                 fold_in(self.mean, self.var, target[valid], momentum)
         z = (target - self.mean) * torch.rsqrt(self.var + self.eps)
-        return (self.head(tokens) - z).pow(2).mean(-1)[valid].mean()
+        prediction = tokens if self.head is None else self.head(tokens)
+        return (prediction - z).pow(2).mean(-1)[valid].mean()
