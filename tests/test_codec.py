@@ -188,18 +188,24 @@ def test_frozen_codebooks_and_patchify_do_not_change(tiny, speechlike):
     assert not torch.equal(tiny.generator.query_encoder.token, trained)
 
 
-def test_training_loss_falls(speechlike):
-    torch.manual_seed(0)
-    model = build_tiny(window_sizes=[4])
+def train_steps(model, x, stat: str, steps: int = 25) -> list:
+    """A logged loss over generator steps of Adam on one batch."""
     opt = torch.optim.Adam(model.generator.parameters(), lr=2e-3)
-    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
-    mel = []
-    for _ in range(25):
+    values = []
+    for _ in range(steps):
         opt.zero_grad()
         out = model(x, forward_generator=True)
         out["loss"].backward()
         opt.step()
-        mel.append(out["stats"]["mel_loss"].item())
+        values.append(out["stats"][stat].item())
+    return values
+
+
+def test_training_loss_falls(speechlike):
+    torch.manual_seed(0)
+    model = build_tiny(window_sizes=[4])
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    mel = train_steps(model, x, "mel_loss")
     assert np.mean(mel[-5:]) < 0.8 * np.mean(mel[:5])
 
 
@@ -357,14 +363,7 @@ def test_semantic_teacher_trains_layer1_and_stays_out_of_the_model(
 ):
     codec, path = teacher_tiny(tmp_path, speechlike)
     x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
-    opt = torch.optim.Adam(codec.generator.parameters(), lr=2e-3)
-    semantic = []
-    for _ in range(25):
-        opt.zero_grad()
-        out = codec(x, forward_generator=True)
-        out["loss"].backward()
-        opt.step()
-        semantic.append(out["stats"]["semantic_loss"].item())
+    semantic = train_steps(codec, x, "semantic_loss")
     assert np.mean(semantic[-5:]) < 0.9 * np.mean(semantic[:5]), semantic
     state = codec.state_dict()
     assert not any("teacher" in k or "prior_" in k for k in state)
