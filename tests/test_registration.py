@@ -1,7 +1,11 @@
 """The installed .pth hook registers the codec in a fresh interpreter."""
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def run(code: str) -> str:
@@ -66,3 +70,20 @@ def test_hooks_leave_modules_without_what_they_adapt_alone():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False", "went", "on"]
     assert "cannot adapt espnet2.bin.speechlm_inference" in proc.stderr
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("espnet2.bin.cli") is None,
+    reason="ESPnet's espnet command is new in 202611",
+)
+def test_espnet_command_works_with_our_package_installed():
+    """202611's CLI imports its new speechlm_inference at top level, which our
+    202412 SpeechLM hook once broke."""
+    assert "almtokenizer" in run(
+        "import espnet2.bin.cli; from espnet2.tasks.gan_codec import codec_choices;"
+        "print(list(codec_choices.classes))"
+    )
+    espnet = Path(sys.executable).with_name("espnet")
+    proc = subprocess.run([str(espnet), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout.lower()

@@ -17,9 +17,11 @@ if [ ! -f "${target}/espnet2/tasks/speechlm.py" ]; then
     rm -rf "${target}"
     mv "${target}.tmp" "${target}"
 fi
-# The g2p (espeak-ng through phonemizer) and BPE of the tts/asr text.
-"$PYTHON" -c "import phonemizer, sentencepiece" 2>/dev/null \
-    || "$PYTHON" -m pip install -q --disable-pip-version-check phonemizer sentencepiece >&2
+# The g2p (espeak-ng through phonemizer) and BPE of the tts/asr text, and what
+# 202412 imports that ESPnet 202611 no longer installs (the [speechlm] extra).
+"$PYTHON" -c "import phonemizer, sentencepiece, h5py, g2p_en, jamo, tacotron_cleaner" 2>/dev/null \
+    || "$PYTHON" -m pip install -q --disable-pip-version-check phonemizer sentencepiece \
+        h5py g2p_en jamo espnet_tts_frontend >&2
 PYTHONPATH="${target}" "$PYTHON" -W ignore -c "
 import espnet, espnet2.tasks.speechlm, espnet2.speechlm.definitions as d
 assert espnet.__version__ == '202412', espnet.__version__

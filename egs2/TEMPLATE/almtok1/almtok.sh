@@ -48,6 +48,19 @@
 #  12. Report: training loss per epoch, generated token steps and durations
 #      -> ${speechlm_exp}/RESULTS.md.
 #
+# ESPnet 202611's SpeechLM (Hugging Face LMs on text_to_audio / audio_to_text data;
+# audio is tokenized on the fly by our codec; needs ESPnet >= 202611, Python >= 3.12;
+# run with --stage 13 --stop_stage 14 after stage 6):
+#  13. Our codec packed by ESPnet's espnet2.bin.pack (an archive that its
+#      DiscreteAudioIO loads offline); lhotse manifests, text and a dataset JSON of
+#      ${speechlm_train_set}, ${valid_set} and the test sets with text (ESPnet's
+#      prepare_audio_lhotse and prepare_dataset_json) under ${dumpdir}/speechlm2611/;
+#      the training config ${speechlm2611_config} with the codec and the LM
+#      (--speechlm2611_hf_model) filled in; length statistics of
+#      ${speechlm2611_tasks} (ESPnet's prepare_length_stats).
+#  14. Training with espnet2.speechlm.bin.train through torchrun on ${ngpu} GPUs
+#      (CUDA only: refused without a GPU, with the command to run elsewhere).
+#
 # Every stage can be rerun on its own (--stage N --stop_stage N); training resumes
 # from its checkpoint. A failing stage stops the run with a non-zero exit status and
 # names the stage and its log.
@@ -133,6 +146,12 @@ speechlm_nbpe=100             # BPE size of the asr text.
 speechlm_model=valid.loss.best.pth
 speechlm_num_decode=0         # TTS utterances generated per test set (0: all).
 speechlm_inference_args="--maxlenratio 2.0"  # Extra speechlm_inference arguments.
+
+# ESPnet 202611 SpeechLM (stages 13-14)
+speechlm2611_config=conf/train_speechlm_espnet202611.yaml
+speechlm2611_hf_model=""      # The LM and its tokenizer: a Hub tag or a local directory.
+speechlm2611_tasks="text_to_audio audio_to_text"
+speechlm2611_args=""          # Extra arguments of espnet2.speechlm.bin.train.
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--ngpu N] [--fs HZ] \
 [--train_set S] [--valid_set S] [--test_sets 'A B'] [--stage1_config F] [--stage2_config F] \
@@ -582,6 +601,65 @@ if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
     ${python} -m espnet_almtok.bin.speechlm_report --exp_dir "${speechlm_exp}" \
         --dump_dir "${speechlm_dump}" --decode_dirs ${_dirs} --out "${speechlm_exp}/RESULTS.md"
     cat "${speechlm_exp}/RESULTS.md"
+fi
+
+speechlm2611_dump=${dumpdir}/speechlm2611
+speechlm2611_exp=${expdir}/speechlm2611_${tag}
+speechlm2611_specifiers() {  # --{train,valid}-unregistered-specifier of every task
+    local split=$1 dset=$2 task
+    for task in ${speechlm2611_tasks}; do
+        echo "--${split}-unregistered-specifier ${task}:${dset}:${speechlm2611_dump}/${dset}/data.json"
+    done
+}
+
+if [ ${stage} -le 13 ] && [ ${stop_stage} -ge 13 ]; then
+    current="stage 13 (ESPnet 202611 SpeechLM data)"
+    [ "${codec}" = almtokenizer ] || { log "Error: stage 13 needs discrete tokens; codec ${codec} has none"; exit 1; }
+    [ -f "${stage2_exp}/${inference_model}" ] || { log "Error: stage 13 needs ${stage2_exp}/${inference_model} (run stage 6 first)"; exit 1; }
+    ${python} -c "import espnet2.speechlm.bin.prepare_dataset_json" 2>/dev/null \
+        || { log "Error: stage 13 needs ESPnet >= 202611 with its SpeechLM (tools/setup.sh on Python >= 3.12)"; exit 1; }
+    [ -n "${speechlm2611_hf_model}" ] || { log "Error: stage 13 needs --speechlm2611_hf_model (a Hub tag, or a local directory offline)"; exit 1; }
+    mkdir -p "${speechlm2611_exp}"
+    log "Stage 13: packing the codec -> ${speechlm2611_exp}/codec.zip"
+    ${python} -m espnet2.bin.pack codec --train_config "${stage2_exp}/config.yaml" \
+        --model_file "${stage2_exp}/${inference_model}" --outpath "${speechlm2611_exp}/codec.zip" \
+        > "${speechlm2611_exp}/pack.log" 2>&1
+    for dset in "${speechlm_train_set}" "${valid_set}" ${speechlm_test_sets}; do
+        _dir=${speechlm2611_dump}/${dset}
+        log "Stage 13: manifests of ${dset} -> ${_dir} (log: ${_dir}/prepare.log)"
+        mkdir -p "${_dir}"
+        cp "data/${dset}/text" "${_dir}/text"
+        {
+            ${python} -m espnet2.speechlm.bin.prepare_audio_lhotse --wav_scp "${data_feats}/${dset}/wav.scp" \
+                --output_dir "${_dir}/audio" --num_jobs "${nj}"
+            ${python} -m espnet2.speechlm.bin.prepare_dataset_json --output_json "${_dir}/data.json" \
+                --triplets "audio1,${_dir}/audio,lhotse_audio" "text1,${_dir}/text,text"
+        } > "${_dir}/prepare.log" 2>&1
+    done
+    ${python} -m espnet_almtok.bin.speechlm_config --template "${speechlm2611_config}" \
+        --codec_archive "${speechlm2611_exp}/codec.zip" --hf_model "${speechlm2611_hf_model}" \
+        --out "${speechlm2611_exp}/train.yaml"
+    log "Stage 13: length statistics -> ${speechlm2611_exp}/stats (log: ${speechlm2611_exp}/stats.log)"
+    # shellcheck disable=SC2046
+    ${python} -m espnet2.speechlm.bin.prepare_length_stats --train-config "${speechlm2611_exp}/train.yaml" \
+        --output-dir "${speechlm2611_exp}/stats" --num-workers "${nj}" \
+        $(speechlm2611_specifiers train "${speechlm_train_set}") \
+        $(speechlm2611_specifiers valid "${valid_set}") > "${speechlm2611_exp}/stats.log" 2>&1
+fi
+
+if [ ${stage} -le 14 ] && [ ${stop_stage} -ge 14 ]; then
+    current="stage 14 (ESPnet 202611 SpeechLM training)"
+    # shellcheck disable=SC2046
+    _cmd="torchrun --nproc_per_node ${ngpu} -m espnet2.speechlm.bin.train \
+--train-config ${speechlm2611_exp}/train.yaml --output-dir ${speechlm2611_exp} \
+--stats-dir ${speechlm2611_exp}/stats $(speechlm2611_specifiers train "${speechlm_train_set}") \
+$(speechlm2611_specifiers valid "${valid_set}") ${speechlm2611_args}"
+    if ! ${python} -c "import sys, torch; sys.exit(not torch.cuda.is_available())" || [ "${ngpu}" -lt 1 ]; then
+        log "Error: ESPnet 202611's SpeechLM trains on CUDA GPUs only (--ngpu >= 1, with deepspeed and flash-attn installed); on such a machine, from $(pwd): ${_cmd}"
+        exit 1
+    fi
+    log "Stage 14: ${_cmd} (log: ${speechlm2611_exp}/train.log)"
+    ${_cmd} > "${speechlm2611_exp}/train.log" 2>&1
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

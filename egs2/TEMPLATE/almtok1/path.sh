@@ -2,6 +2,11 @@
 # (tools/setup.sh); nothing here needs an ESPnet git checkout.
 ALMTOK_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../.." && pwd)
 export ALMTOK_ROOT
+# The environment tools/setup.sh made, unless one is active already (as ESPnet's
+# tools/activate_python.sh).
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f "${ALMTOK_ROOT}/tools/activate_python.sh" ]; then
+    . "${ALMTOK_ROOT}/tools/activate_python.sh"
+fi
 export ALMTOK_LOCAL=${ALMTOK_ROOT}/local
 export PYTHONUNBUFFERED=1
 export PYTHONIOENCODING=UTF-8
