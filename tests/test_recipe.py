@@ -1,8 +1,8 @@
 """The default recipe, stages 1-8 and the SpeechLM stages 9-12, end to end.
 
 It runs once per test session in a temporary copy of egs2/synth/almtok1 (stage 1
-to 8 with the tiny configs, a few minutes on 2 CPU cores), then each test opens
-one stage's outputs.
+to 8 with the tiny configs and a few steps per training stage, about three minutes
+on 2 CPU cores), then each test opens one stage's outputs.
 """
 
 import importlib.util
@@ -28,6 +28,7 @@ EXP = "exp/almtok_train_almtok_tiny_stage2"
 TESTS = ("test_speech", "test_sound")
 WINDOWS = (2, 4)
 HOP = 320
+SHORT = "--max_epoch 1 --num_iters_per_epoch 8"
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("flite", "espeak-ng", "sox")),
@@ -58,7 +59,12 @@ def recipe(tmp_path_factory):
     rdir = top / "egs2/synth/almtok1"
     for junk in ("data", "dump", "exp", "downloads"):
         shutil.rmtree(rdir / junk, ignore_errors=True)
-    proc = run(["./run.sh", "--stage", "1", "--stop_stage", "8"], rdir)
+    # A few steps per training stage: these tests check the pipeline, while
+    # tests/test_learning.py checks that the tiny configs learn.
+    proc = run(
+        ["./run.sh", "--stage", "1", "--stop_stage", "8", "--train_args", SHORT],
+        rdir,
+    )
     assert "Successfully finished stages 1-8" in proc.stdout
     return rdir
 
@@ -212,7 +218,7 @@ def losatok(recipe):
             "--speech_metrics",
             "false",
             "--train_args",
-            "--max_epoch 1 --num_iters_per_epoch 4",
+            SHORT,
         ],
         recipe,
     )
