@@ -362,7 +362,14 @@ def test_codec_tokenizer_loads_the_recipe_model_in_a_fresh_process(speechlm):
     assert same >= 0.9, same
 
 
-ESPNET_202611 = importlib.util.find_spec("espnet2.speechlm.bin.train") is not None
+def importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing (ESPnet 202511)
+        return False
+
+
+ESPNET_202611 = importable("espnet2.speechlm.bin.train")
 SLM2611_EXP = "exp/speechlm2611_train_almtok_tiny_stage2"
 
 
