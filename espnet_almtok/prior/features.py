@@ -611,7 +611,8 @@ def build_extractor(
                 "kind whisper takes no layer: CTranslate2 exposes only the "
                 "encoder's last layer"
             )
-        return WhisperFeatures(checkpoint, device, window_seconds or 30.0)
+        window = {} if window_seconds is None else {"window_seconds": window_seconds}
+        return WhisperFeatures(checkpoint, device, **window)
     if checkpoint is None:
         raise ValueError(
             f"kind {kind} needs a local checkpoint; without one, use kind logmel "
