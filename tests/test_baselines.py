@@ -303,13 +303,20 @@ def test_count_params_cli(tmp_path, capsys):
     assert e.value.code == 1
 
 
-def test_small16k_distillation_ablation_changes_only_the_distillation():
+@pytest.mark.parametrize(
+    "name, changed",
+    [
+        ("distill", {"semantic_distillation_params"}),
+        ("semantic_input", {"semantic_input_params", "semantic_distillation_params"}),
+    ],
+)
+def test_small16k_semantic_ablations_change_only_the_teacher_keys(name, changed):
     ref = load(ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml")
-    conf = load(ROOT / "conf/ablations/tuning/train_almtok_small16k_distill.yaml")
+    conf = load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml")
     assert conf["codec_conf"].pop("lambda_semantic") > 0
     gen, ref_gen = (c["codec_conf"].pop("generator_params") for c in (conf, ref))
     assert conf == ref
-    changed = {k for k in set(gen) | set(ref_gen) if gen.get(k) != ref_gen.get(k)}
-    assert changed == {"semantic_teacher_params", "semantic_distillation_params"}
+    diff = {k for k in set(gen) | set(ref_gen) if gen.get(k) != ref_gen.get(k)}
+    assert diff == changed | {"semantic_teacher_params"}
     # Whisper, as the codebooks of the recipe (--speech_prior whisper) were made.
     assert gen["semantic_teacher_params"]["kind"] == "whisper"

@@ -338,8 +338,9 @@ def test_validation_codes_at_the_inference_window(tiny, speechlike, monkeypatch)
     assert seen == [tiny.generator.inference_window]
 
 
-def teacher_tiny(tmp_path, speechlike, **teacher):
-    """The tiny codec with the log-mel teacher and codebooks of its frames."""
+def teacher_tiny(tmp_path, speechlike, gen=None, **teacher):
+    """The tiny codec with the log-mel teacher and codebooks of its frames,
+    distilled into layer 1 (``gen``: other generator settings)."""
     from espnet_almtok.model.semantic_encoder import SemanticEncoder
 
     teacher = {"kind": "logmel", "n_mels": 40, **teacher}
@@ -352,7 +353,12 @@ def teacher_tiny(tmp_path, speechlike, **teacher):
     path = tmp_path / "codebooks.npz"
     save_codebooks(path, books.astype(np.float32), "logmel-fallback", 64)
     conf = codec_conf(TINY[2], codebook_file=str(path), running_stats=True)
-    conf["generator_params"].update(window_sizes=[4], semantic_teacher_params=teacher)
+    conf["generator_params"].update(
+        window_sizes=[4],
+        semantic_teacher_params=teacher,
+        semantic_distillation_params={},
+        **(gen or {}),
+    )
     conf["lambda_semantic"] = 10.0
     torch.manual_seed(0)
     return ALMTokenizer(**conf), path
@@ -388,5 +394,35 @@ def test_semantic_teacher_must_give_the_codebooks_features(tmp_path, speechlike)
         teacher_tiny(tmp_path / "b", speechlike, n_mels=80)[0](x)
     with pytest.raises(ValueError, match="stage-2 setting"):
         build_tiny(1, semantic_teacher_params=dict(kind="logmel"))
-    with pytest.raises(ValueError, match="needs semantic_teacher_params"):
-        build_tiny(semantic_distillation_params=dict(source="input"))
+    for user in ("semantic_distillation_params", "semantic_input_params"):
+        with pytest.raises(ValueError, match=f"{user} needs semantic_teacher_par"):
+            build_tiny(**{user: {}})
+    with pytest.raises(ValueError, match="nothing uses the teacher"):
+        build_tiny(semantic_teacher_params=dict(kind="logmel"))
+
+
+def test_semantic_input_codes_each_clip_alone_and_ships_no_teacher(
+    tmp_path, speechlike
+):
+    codec, _ = teacher_tiny(
+        tmp_path, speechlike, gen=dict(semantic_input_params={})
+    )
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    mel = train_steps(codec, x, "mel_loss")
+    assert np.mean(mel[-5:]) < 0.8 * np.mean(mel[:5]), mel
+    codec.eval()
+    # The teacher's frames reach the codes, and the teacher built for the
+    # projection's width is not in the model file.
+    state = {k: v.clone() for k, v in codec.state_dict().items()}
+    assert any(k.startswith("generator.semantic_input.") for k in state)
+    assert not any("teacher" in k for k in state)
+    codes = codec.encode(x)
+    with torch.no_grad():
+        codec.generator.semantic_input.proj.weight.zero_()
+    assert not torch.equal(codec.encode(x), codes)
+    codec.load_state_dict(state)
+    # A clip's codes do not depend on the rest of its batch.
+    assert torch.equal(codec.encode(x[:1]), codes[:, :1])
+    # Chunked coding runs the teacher per chunk, as training did.
+    chunked, n = codec.encode_chunked(x, chunk_seconds=0.2)
+    assert chunked.shape == codes.shape and torch.equal(n, torch.full((2,), 5))

@@ -36,7 +36,7 @@ class ALMTokenizer(GANCodec):
         dither: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel, lambda_commit,
         lambda_semantic, lambda_mae, lambda_ar: Loss weights (``semantic``
-            applies with ``generator_params.semantic_teacher_params``).
+            applies with ``generator_params.semantic_distillation_params``).
         chunk_seconds: The chunk length of ``encode_chunked`` and
             ``decode_chunked`` (and so of codec inference) unless they are
             given one; 0: whole inputs. The query transformers' absolute

@@ -22,6 +22,7 @@ from espnet_almtok.model.patchify import build_patchify
 from espnet_almtok.model.query_transformer import QueryDecoder, QueryEncoder
 from espnet_almtok.model.semantic_distillation import SemanticDistillation
 from espnet_almtok.model.semantic_encoder import SemanticEncoder
+from espnet_almtok.model.semantic_input import SemanticInput
 from espnet_almtok.model.semantic_prior import SemanticPriorRVQ
 from espnet_almtok.model.strided import StridedDecoder, StridedEncoder
 from espnet_almtok.model.transformer import TransformerStack, length_mask
@@ -63,13 +64,18 @@ class ALMTokenizerGenerator(nn.Module):
             encoder (thrown away after stage 1).
         ar_params: ``ARPredictor`` settings; ``null`` disables the AR loss.
         semantic_teacher_params: ``SemanticEncoder`` settings (``kind``,
-            ``checkpoint``, ``window_seconds``, ...; stage 2): a frozen teacher
-            whose frames, averaged over each window, layer 1's tokens learn to
-            predict (the ``semantic`` loss, ``semantic_distillation.py``). It
-            must give the features the codebook file's k-means ran on.
-            ``null``: no such loss.
+            ``checkpoint``, ``window_seconds``, ...; stage 2): a frozen teacher,
+            for ``semantic_input_params`` and ``semantic_distillation_params``.
+            Its weights never enter the model file.
+        semantic_input_params: ``SemanticInput`` settings (``{}`` for the
+            defaults): the teacher's frames are added to the query encoder's
+            input (``semantic_input.py``), at inference too. ``null``: not.
         semantic_distillation_params: ``SemanticDistillation`` settings
-            (``source``, ``momentum``), with ``semantic_teacher_params``.
+            (``source``, ``head``, ``momentum``): layer 1's tokens learn to
+            predict the teacher's frames averaged over each window (the
+            ``semantic`` loss, ``semantic_distillation.py``); the teacher must
+            give the features the codebook file's k-means ran on. ``null``: no
+            such loss.
         window_sizes: Window sizes drawn from, one per training step.
         inference_window: Window size used when none is given at inference.
         compression: ``query`` (the method: query tokens over the whole
@@ -97,6 +103,7 @@ class ALMTokenizerGenerator(nn.Module):
         stage1_mae_encoder_params: Optional[Dict[str, Any]] = None,
         ar_params: Optional[Dict[str, Any]] = {},
         semantic_teacher_params: Optional[Dict[str, Any]] = None,
+        semantic_input_params: Optional[Dict[str, Any]] = None,
         semantic_distillation_params: Optional[Dict[str, Any]] = None,
         window_sizes: List[int] = [2, 3, 4, 6, 8],
         inference_window: int = 4,
@@ -132,13 +139,29 @@ class ALMTokenizerGenerator(nn.Module):
         if mae_params is not None:
             self.mae = build_checked(MAEDecoder, mae_params, "mae_params", dim=dim)
         self.semantic_teacher = None
+        self.semantic_input = None
         self.semantic_distillation = None
+        # The teacher is not a module: its weights stay out of the state dict.
+        self.semantic_teacher_params = semantic_teacher_params
+        users = {
+            "semantic_input_params": semantic_input_params,
+            "semantic_distillation_params": semantic_distillation_params,
+        }
+        if training_stage == 1 and semantic_teacher_params is not None:
+            raise ValueError(
+                "semantic_teacher_params is a stage-2 setting: stage 1 has no "
+                "query encoder and no quantizer"
+            )
+        if semantic_teacher_params is None:
+            for name, params in users.items():
+                if params is not None:
+                    raise ValueError(f"{name} needs semantic_teacher_params")
+        elif all(params is None for params in users.values()):
+            raise ValueError(
+                "semantic_teacher_params is set but nothing uses the teacher: give "
+                "semantic_input_params and/or semantic_distillation_params"
+            )
         if training_stage == 1:
-            if semantic_teacher_params is not None:
-                raise ValueError(
-                    "semantic_teacher_params is a stage-2 setting: stage 1 has no "
-                    "quantizer to distil into"
-                )
             if self.mae is not None:
                 self.mae_encoder = build_checked(
                     TransformerStack,
@@ -173,20 +196,22 @@ class ALMTokenizerGenerator(nn.Module):
             f"{compression}_decoder",
             build_checked(decoder_cls, decoder_params, "decoder_params", **fixed),
         )
-        if semantic_teacher_params is not None:
+        if semantic_input_params is not None:
+            # Coding needs the teacher (and its width) from the start.
+            self.semantic_input = build_checked(
+                SemanticInput,
+                semantic_input_params,
+                "semantic_input_params",
+                teacher_dim=self.teacher().dim,
+                dim=dim,
+            )
+        if semantic_distillation_params is not None:
             self.semantic_distillation = build_checked(
                 SemanticDistillation,
                 semantic_distillation_params,
                 "semantic_distillation_params",
                 dim=self.quantizer.codebooks.size(-1),
             )
-        elif semantic_distillation_params is not None:
-            raise ValueError(
-                "semantic_distillation_params needs semantic_teacher_params"
-            )
-        # Built at the first training pass: coding never needs the teacher,
-        # nor the k-means file its frames are mapped through.
-        self.semantic_teacher_params = semantic_teacher_params
         self.ar = None
         if ar_params is not None:
             self.ar = build_checked(
@@ -249,7 +274,8 @@ class ALMTokenizerGenerator(nn.Module):
         self._require_quantizer()
         x, num_windows = self.pad(x, lengths, w)
         e = self.patchify(x, num_windows * w)
-        h, _ = self.window_encoder(self.to_units(e), num_windows, w)
+        teacher = None if self.semantic_input is None else self.teacher()(x, lengths)
+        h, _ = self.window_encoder(self.encoder_input(e, teacher), num_windows, w)
         return self.quantizer.encode(h), num_windows
 
     def decode(
@@ -272,36 +298,53 @@ class ALMTokenizerGenerator(nn.Module):
         """Transformer outputs back at the scale UnPatchify was trained on."""
         return frames * self.patchify.frame_rms.scale()
 
-    def teacher_tokens(self, x: torch.Tensor, w: int) -> torch.Tensor:
-        """The semantic teacher's frames of (B, 1, N * w * hop) audio, averaged
-        over each window: (B, N, teacher dim)."""
+    def teacher(self) -> SemanticEncoder:
+        """The frozen semantic teacher, built at its first use."""
         if self.semantic_teacher is None:
-            # Not a module: its weights stay out of the state dict, frozen.
-            teacher = build_checked(
+            self.semantic_teacher = build_checked(
                 SemanticEncoder,
                 self.semantic_teacher_params,
                 "semantic_teacher_params",
                 sampling_rate=self.sampling_rate,
                 hop=self.hop,
             )
-            prior = self.quantizer.prior_weight
-            if prior is not None and prior.size(0) != teacher.dim:
-                raise ValueError(
-                    f"semantic_teacher_params: the teacher gives {teacher.dim}-dim "
-                    f"frames, the codebook file holds {prior.size(0)}-dim centres: "
-                    "the teacher must give the features the k-means stage ran on"
-                )
-            self.semantic_teacher = teacher
-        # Short training chunks share the teacher's windows (see SemanticEncoder).
-        frames = self.semantic_teacher(x, pack=True)
-        return frames.reshape(x.size(0), -1, w, frames.size(-1)).mean(2)
+        return self.semantic_teacher
+
+    def encoder_input(
+        self, e: torch.Tensor, teacher: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """Patchify frames (B, T, dim) as the window encoder reads them: in the
+        transformers' units, plus the teacher's frames (B, T, teacher dim)
+        with semantic input."""
+        e = self.to_units(e)
+        return e if self.semantic_input is None else e + self.semantic_input(teacher)
+
+    def teacher_tokens(self, teacher: torch.Tensor, w: int) -> torch.Tensor:
+        """Teacher frames (B, N * w, dim) averaged over each window, in the
+        codebooks' search space (B, N, search dim)."""
+        prior = self.quantizer.prior_weight
+        if prior is not None and prior.size(0) != teacher.size(-1):
+            raise ValueError(
+                f"semantic_teacher_params: the teacher gives {teacher.size(-1)}-dim "
+                f"frames, the codebook file holds {prior.size(0)}-dim centres: "
+                "the teacher must give the features the k-means stage ran on"
+            )
+        means = teacher.reshape(teacher.size(0), -1, w, teacher.size(-1)).mean(2)
+        return self.quantizer.to_search_space(means)
 
     def _mae_loss(
-        self, e: torch.Tensor, num_windows: torch.Tensor, w: int
+        self,
+        e: torch.Tensor,
+        num_windows: torch.Tensor,
+        w: int,
+        inputs: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Mask frames, encode them (window encoder, or stage 1's own), predict."""
+        """Mask frames of the encoder's input (default: ``e``), encode them
+        (window encoder, or stage 1's own), predict ``e``."""
         frame_lengths = num_windows * w
-        masked_e, masked = self.mae.mask_frames(e, frame_lengths)
+        masked_e, masked = self.mae.mask_frames(
+            e if inputs is None else inputs, frame_lengths
+        )
         if self.training_stage == 1:
             encoded = self.mae_encoder(masked_e, length_mask(frame_lengths, e.size(1)))
         else:
@@ -331,12 +374,18 @@ class ALMTokenizerGenerator(nn.Module):
                 losses["mae"] = self._mae_loss(self.to_units(e), num_windows, w)
             return audio_hat[..., :length], losses, None
 
+        teacher = None
+        if self.semantic_teacher_params is not None:
+            # Distillation alone lets short chunks share the teacher's windows
+            # (see SemanticEncoder); semantic input codes each clip alone.
+            teacher = self.teacher()(x, pack=self.semantic_input is None)
+        inputs = self.encoder_input(e, teacher)
         e = self.to_units(e)
-        h, _ = self.window_encoder(e, num_windows, w)
+        h, _ = self.window_encoder(inputs, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
         z_q, codes, layers, losses["commit"], residuals = self.quantizer(h, valid)
         if self.semantic_distillation is not None:
-            target = self.quantizer.to_search_space(self.teacher_tokens(x, w))
+            target = self.teacher_tokens(teacher, w)
             tokens = {"quantized": layers[0], "input": residuals[0]}
             losses["semantic"] = self.semantic_distillation(
                 tokens[self.semantic_distillation.source], target, valid
@@ -344,7 +393,7 @@ class ALMTokenizerGenerator(nn.Module):
         frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:
-            losses["mae"] = self._mae_loss(e, num_windows, w)
+            losses["mae"] = self._mae_loss(e, num_windows, w, inputs)
         if self.ar is not None:
             losses["ar"] = self.ar(layers, valid)
         return audio_hat[..., :length], losses, codes
