@@ -275,7 +275,8 @@ class ALMTokenizerGenerator(nn.Module):
         x, num_windows = self.pad(x, lengths, w)
         e = self.patchify(x, num_windows * w)
         teacher = None if self.semantic_input is None else self.teacher()(x, lengths)
-        h, _ = self.window_encoder(self.encoder_input(e, teacher), num_windows, w)
+        e = self.encoder_input(self.to_units(e), teacher)
+        h, _ = self.window_encoder(e, num_windows, w)
         return self.quantizer.encode(h), num_windows
 
     def decode(
@@ -313,10 +314,9 @@ class ALMTokenizerGenerator(nn.Module):
     def encoder_input(
         self, e: torch.Tensor, teacher: Optional[torch.Tensor]
     ) -> torch.Tensor:
-        """Patchify frames (B, T, dim) as the window encoder reads them: in the
-        transformers' units, plus the teacher's frames (B, T, teacher dim)
-        with semantic input."""
-        e = self.to_units(e)
+        """Patchify frames (B, T, dim, in the transformers' units) as the window
+        encoder reads them: with semantic input, plus the teacher's frames
+        (B, T, teacher dim)."""
         return e if self.semantic_input is None else e + self.semantic_input(teacher)
 
     def teacher_tokens(self, teacher: torch.Tensor, w: int) -> torch.Tensor:
@@ -379,8 +379,8 @@ class ALMTokenizerGenerator(nn.Module):
             # Distillation alone lets short chunks share the teacher's windows
             # (see SemanticEncoder); semantic input codes each clip alone.
             teacher = self.teacher()(x, pack=self.semantic_input is None)
-        inputs = self.encoder_input(e, teacher)
         e = self.to_units(e)
+        inputs = self.encoder_input(e, teacher)
         h, _ = self.window_encoder(inputs, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
         z_q, codes, layers, losses["commit"], residuals = self.quantizer(h, valid)
