@@ -325,3 +325,45 @@ def test_small16k_semantic_ablations_change_only_the_teacher_keys(name, changed)
     assert diff == changed | {"semantic_teacher_params"}
     # Whisper, as the codebooks of the recipe (--speech_prior whisper) were made.
     assert gen["semantic_teacher_params"]["kind"] == "whisper"
+
+
+def flat(tree, prefix=""):
+    """Dotted paths of a nested config's leaves."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {
+        k: v
+        for key, sub in tree.items()
+        for k, v in flat(sub, f"{prefix}.{key}" if prefix else key).items()
+    }
+
+
+@pytest.mark.parametrize(
+    "name, changed",
+    [
+        ("deep", {"encoder_params.num_layers", "decoder_params.num_layers"}),
+        ("trainable_codebooks", {"quantizer_params.trainable_codebooks"}),
+    ],
+)
+def test_small16k_ablations_change_one_thing(name, changed):
+    ref = flat(load(ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml"))
+    conf = flat(load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml"))
+    diff = {k for k in set(ref) | set(conf) if ref.get(k) != conf.get(k)}
+    assert diff == {f"codec_conf.generator_params.{k}" for k in changed}
+
+
+def test_small16k_gan_finetune_changes_only_the_gan_and_the_budget():
+    ref = flat(load(ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml"))
+    conf = flat(
+        load(ROOT / "conf/ablations/tuning/train_almtok_small16k_gan_finetune.yaml")
+    )
+    diff = {k for k in set(ref) | set(conf) if ref.get(k) != conf.get(k)}
+    assert diff == {
+        "max_epoch",
+        "codec_conf.adversarial_start_step",
+        "optim_conf.lr",
+        "optim2_conf.lr",
+        "scheduler",
+        "scheduler_conf.gamma",
+    }
+    assert conf["codec_conf.adversarial_start_step"] == 0

@@ -11,9 +11,6 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 from espnet2.gan_codec.abs_gan_codec import AbsGANCodec
-from espnet2.gan_codec.shared.discriminator.msmpmb_discriminator import (
-    MultiScaleMultiPeriodMultiBandDiscriminator,
-)
 from espnet2.gan_codec.shared.loss.freq_loss import MultiScaleMelSpectrogramLoss
 from espnet2.gan_tts.hifigan.loss import (
     DiscriminatorAdversarialLoss,
@@ -22,6 +19,7 @@ from espnet2.gan_tts.hifigan.loss import (
 )
 from espnet2.torch_utils.device_funcs import force_gatherable
 
+from espnet_almtok.model.discriminator import MultiPeriodMultiBandDiscriminator
 from espnet_almtok.utils.config_check import build_checked
 
 BAND_DISCRIMINATOR_DEFAULTS = {
@@ -98,7 +96,9 @@ class GANCodec(AbsGANCodec):
         sampling_rate: Audio sampling rate.
         discriminator_params: Arguments of ESPnet's
             ``MultiScaleMultiPeriodMultiBandDiscriminator`` (MPD + multi-band
-            STFT, as DAC); its ``sample_rate`` follows ``sampling_rate``.
+            STFT, as DAC), whose band discriminators here honour their
+            ``channel`` and ``hop_factor`` (``discriminator.py``); its
+            ``sample_rate`` follows ``sampling_rate``.
         generator_adv_loss_params: ESPnet ``GeneratorAdversarialLoss`` arguments.
         discriminator_adv_loss_params: ESPnet ``DiscriminatorAdversarialLoss``
             arguments.
@@ -145,14 +145,12 @@ class GANCodec(AbsGANCodec):
         if dither < 0:
             raise ValueError(f"dither must be >= 0, got {dither}")
         self.fs = sampling_rate
-        # ESPnet reads every band-discriminator key, so fill those not given.
         band = {
             **BAND_DISCRIMINATOR_DEFAULTS,
             **discriminator_params.get("band_discriminator_params", {}),
-            "sample_rate": sampling_rate,
         }
         self.discriminator = build_checked(
-            MultiScaleMultiPeriodMultiBandDiscriminator,
+            MultiPeriodMultiBandDiscriminator,
             {
                 **discriminator_params,
                 "sample_rate": sampling_rate,
