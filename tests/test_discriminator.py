@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from conftest import ROOT, codec_conf
@@ -61,3 +63,29 @@ def test_unknown_band_key_is_refused():
         MultiPeriodMultiBandDiscriminator(
             sample_rate=16000, band_discriminator_params={"chanel": 4}
         )
+
+
+def test_checkpoint_with_espnet_sized_band_discriminators_loads(caplog):
+    """Models trained before the fix have 32-channel band discriminators."""
+    kwargs = dict(fft_sizes=[512], sample_rate=16000, periods=[2])
+    old = MultiScaleMultiPeriodMultiBandDiscriminator(
+        band_discriminator_params={
+            "sample_rate": 16000,
+            "bands": [(0.0, 0.5), (0.5, 1.0)],
+        },
+        **kwargs,
+    )
+    new = MultiPeriodMultiBandDiscriminator(
+        band_discriminator_params={"channel": 4, "bands": [[0.0, 0.5], [0.5, 1.0]]},
+        **kwargs,
+    )
+    before = new.state_dict()
+    with caplog.at_level(logging.WARNING):
+        new.load_state_dict(old.state_dict())
+    assert "other shapes than the config builds" in caplog.text
+    after = new.state_dict()
+    # The period discriminator (same shapes) is loaded, the band one kept.
+    mpd = [k for k in after if k.startswith("mpd.")]
+    assert mpd and all(torch.equal(after[k], old.state_dict()[k]) for k in mpd)
+    band = [k for k in after if k.startswith("discriminators.")]
+    assert band and all(torch.equal(after[k], before[k]) for k in band)

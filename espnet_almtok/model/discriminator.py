@@ -11,6 +11,7 @@ forward, preprocessing and parameter names, and builds the band
 discriminators with every key given.
 """
 
+import logging
 from typing import Any, Dict, List
 
 from espnet2.gan_codec.shared.discriminator.msmpmb_discriminator import (
@@ -66,3 +67,25 @@ class MultiPeriodMultiBandDiscriminator(MultiScaleMultiPeriodMultiBandDiscrimina
             )
             for window_length in fft_sizes
         )
+        self._register_load_state_dict_pre_hook(self._keep_own_if_reshaped)
+
+    def _keep_own_if_reshaped(self, state_dict, prefix, *args) -> None:
+        """Checkpoints trained before this class have 32-channel band
+        discriminators whatever their config said. Decoding needs no
+        discriminator, so such weights give way to this one's, with a warning,
+        instead of failing the load."""
+        own = self.state_dict()
+        reshaped = [
+            k
+            for k, v in own.items()
+            if prefix + k in state_dict and state_dict[prefix + k].shape != v.shape
+        ]
+        for k in reshaped:
+            state_dict[prefix + k] = own[k]
+        if reshaped:
+            logging.warning(
+                f"{len(reshaped)} discriminator tensors of the checkpoint have "
+                "other shapes than the config builds (band discriminators "
+                "trained at ESPnet's 32 channels): kept as built. Decoding is "
+                "unaffected; a resumed training starts that discriminator anew"
+            )
