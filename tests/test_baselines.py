@@ -342,7 +342,7 @@ def flat(tree, prefix=""):
     "name, changed",
     [
         ("deep", {"encoder_params.num_layers", "decoder_params.num_layers"}),
-        ("trainable_codebooks", {"quantizer_params.trainable_codebooks"}),
+        ("frozen_codebooks", {"quantizer_params.trainable_codebooks"}),
     ],
 )
 def test_small16k_ablations_change_one_thing(name, changed):
