@@ -343,6 +343,7 @@ def flat(tree, prefix=""):
     [
         ("deep", {"encoder_params.num_layers", "decoder_params.num_layers"}),
         ("frozen_codebooks", {"quantizer_params.trainable_codebooks"}),
+        ("window4", {"window_sizes"}),
     ],
 )
 def test_small16k_ablations_change_one_thing(name, changed):

@@ -22,11 +22,6 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet_almtok.model.discriminator import MultiPeriodMultiBandDiscriminator
 from espnet_almtok.utils.config_check import build_checked
 
-BAND_DISCRIMINATOR_DEFAULTS = {
-    "hop_factor": 0.25,
-    "bands": [[0.0, 0.1], [0.1, 0.25], [0.25, 0.5], [0.5, 0.75], [0.75, 1.0]],
-    "channel": 32,
-}
 ADV_LOSS_DEFAULTS = {"average_by_discriminators": False, "loss_type": "mse"}
 FEAT_MATCH_DEFAULTS = {
     "average_by_discriminators": False,
@@ -145,18 +140,11 @@ class GANCodec(AbsGANCodec):
         if dither < 0:
             raise ValueError(f"dither must be >= 0, got {dither}")
         self.fs = sampling_rate
-        band = {
-            **BAND_DISCRIMINATOR_DEFAULTS,
-            **discriminator_params.get("band_discriminator_params", {}),
-        }
         self.discriminator = build_checked(
             MultiPeriodMultiBandDiscriminator,
-            {
-                **discriminator_params,
-                "sample_rate": sampling_rate,
-                "band_discriminator_params": band,
-            },
+            discriminator_params,
             "codec_conf.discriminator_params",
+            sample_rate=sampling_rate,
         )
         self.generator_adv_loss = GeneratorAdversarialLoss(**generator_adv_loss_params)
         self.discriminator_adv_loss = DiscriminatorAdversarialLoss(

@@ -378,7 +378,9 @@ class ALMTokenizerGenerator(nn.Module):
         if self.semantic_teacher_params is not None:
             # Distillation alone lets short chunks share the teacher's windows
             # (see SemanticEncoder); semantic input codes each clip alone.
-            teacher = self.teacher()(x, pack=self.semantic_input is None)
+            # The true length, as encode gives it: padding is no audio.
+            lengths = torch.full((x.size(0),), length)
+            teacher = self.teacher()(x, lengths, pack=self.semantic_input is None)
         e = self.to_units(e)
         inputs = self.encoder_input(e, teacher)
         h, _ = self.window_encoder(inputs, num_windows, w)
