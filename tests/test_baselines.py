@@ -47,6 +47,30 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def changed_keys(a, b):
+    """Keys whose values differ between two dicts (a missing key as None)."""
+    return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+def small16k_ablation(name):
+    """A small16k ablation config as dotted leaves, and those that differ
+    from the main job's stage-2 config."""
+    ref = flat(load(ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml"))
+    conf = flat(load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml"))
+    return conf, changed_keys(conf, ref)
+
+
+def flat(tree, prefix=""):
+    """Dotted paths of a nested config's leaves."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {
+        k: v
+        for key, sub in tree.items()
+        for k, v in flat(sub, f"{prefix}.{key}" if prefix else key).items()
+    }
+
+
 def nominal_bitrate(meta: dict) -> float:
     """log2(code size) * streams * token rate, as the issue defines it."""
     sizes = set(meta["code_size_per_stream"])
@@ -182,8 +206,7 @@ def test_ablations_change_only_their_part(size, ablation):
     conf = load(ROOT / f"conf/ablations/{sub}train_almtok_{ablation}.yaml")
     gen, ref_gen = (c["codec_conf"].pop("generator_params") for c in (conf, ref))
     assert conf == ref
-    changed = {k for k in set(gen) | set(ref_gen) if gen.get(k) != ref_gen.get(k)}
-    assert changed == ABLATIONS[ablation]
+    assert changed_keys(gen, ref_gen) == ABLATIONS[ablation]
 
 
 def test_no_mae_has_no_mae_head_and_loss(models, stepped):
@@ -321,21 +344,9 @@ def test_small16k_semantic_ablations_change_only_the_teacher_keys(name, changed)
     assert (conf["codec_conf"].pop("lambda_semantic", 0) > 0) == distilled
     gen, ref_gen = (c["codec_conf"].pop("generator_params") for c in (conf, ref))
     assert conf == ref
-    diff = {k for k in set(gen) | set(ref_gen) if gen.get(k) != ref_gen.get(k)}
-    assert diff == changed | {"semantic_teacher_params"}
+    assert changed_keys(gen, ref_gen) == changed | {"semantic_teacher_params"}
     # Whisper, as the codebooks of the recipe (--speech_prior whisper) were made.
     assert gen["semantic_teacher_params"]["kind"] == "whisper"
-
-
-def flat(tree, prefix=""):
-    """Dotted paths of a nested config's leaves."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {
-        k: v
-        for key, sub in tree.items()
-        for k, v in flat(sub, f"{prefix}.{key}" if prefix else key).items()
-    }
 
 
 @pytest.mark.parametrize(
@@ -347,18 +358,12 @@ def flat(tree, prefix=""):
     ],
 )
 def test_small16k_ablations_change_one_thing(name, changed):
-    ref = flat(load(ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml"))
-    conf = flat(load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml"))
-    diff = {k for k in set(ref) | set(conf) if ref.get(k) != conf.get(k)}
+    _, diff = small16k_ablation(name)
     assert diff == {f"codec_conf.generator_params.{k}" for k in changed}
 
 
 def test_small16k_gan_finetune_changes_only_the_gan_and_the_budget():
-    ref = flat(load(ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml"))
-    conf = flat(
-        load(ROOT / "conf/ablations/tuning/train_almtok_small16k_gan_finetune.yaml")
-    )
-    diff = {k for k in set(ref) | set(conf) if ref.get(k) != conf.get(k)}
+    conf, diff = small16k_ablation("gan_finetune")
     assert diff == {
         "max_epoch",
         "codec_conf.adversarial_start_step",
