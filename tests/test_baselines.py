@@ -355,6 +355,10 @@ def test_small16k_semantic_ablations_change_only_the_teacher_keys(name, changed)
         ("deep", {"encoder_params.num_layers", "decoder_params.num_layers"}),
         ("frozen_codebooks", {"quantizer_params.trainable_codebooks"}),
         ("window4", {"window_sizes"}),
+        (
+            "dead_codes",
+            {"quantizer_params.dead_code_threshold", "quantizer_params.usage_decay"},
+        ),
     ],
 )
 def test_small16k_ablations_change_one_thing(name, changed):

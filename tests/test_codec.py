@@ -404,9 +404,7 @@ def test_semantic_teacher_must_give_the_codebooks_features(tmp_path, speechlike)
 def test_semantic_input_codes_each_clip_alone_and_ships_no_teacher(
     tmp_path, speechlike
 ):
-    codec, _ = teacher_tiny(
-        tmp_path, speechlike, gen=dict(semantic_input_params={})
-    )
+    codec, _ = teacher_tiny(tmp_path, speechlike, gen=dict(semantic_input_params={}))
     x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
     mel = train_steps(codec, x, "mel_loss")
     assert np.mean(mel[-5:]) < 0.8 * np.mean(mel[:5]), mel

@@ -338,3 +338,62 @@ def test_distillation_needs_the_codebook_file():
     )
     with pytest.raises(ValueError, match="codebook_file"):
         rvq.to_search_space(torch.randn(1, 2, 8))
+
+
+def far_half_quantizer(threshold: float) -> SemanticPriorRVQ:
+    """Trainable random codebooks whose second half no vector can reach."""
+    torch.manual_seed(0)
+    rvq = SemanticPriorRVQ(
+        8,
+        n_q=2,
+        codebook_size=64,
+        codebook_dim=8,
+        codebook_init="random",
+        trainable_codebooks=True,
+        dead_code_threshold=threshold,
+        usage_decay=0.9,
+    )
+    rvq.codebooks.data[:, 32:] += 100.0
+    return rvq
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.05], ids=["off", "on"])
+def test_dead_entries_move_onto_the_data(threshold):
+    rvq = far_half_quantizer(threshold)
+    before = rvq.codebooks.detach().clone()
+    rvq.train()
+    for _ in range(60):
+        rvq(torch.randn(4, 20, 8), torch.ones(4, 20, dtype=torch.bool))
+    rvq.eval()
+    codes = rvq.encode(torch.randn(16, 50, 8))
+    used = [len(codes[k].unique()) for k in range(2)]
+    far = rvq.codebooks.detach()[:, 32:]
+    if threshold == 0:
+        # Never chosen, so never moved: the codebook loss alone leaves them.
+        assert torch.equal(far, before[:, 32:])
+        assert max(used) <= 32
+    else:
+        assert far.abs().max() < 10
+        assert min(used) > 48
+    assert ("usage" in rvq.state_dict()) == (threshold > 0)
+
+
+def test_dead_entry_replacement_needs_trainable_codebooks_and_skips_padding():
+    with pytest.raises(ValueError, match="trainable_codebooks"):
+        SemanticPriorRVQ(
+            8,
+            n_q=2,
+            codebook_size=64,
+            codebook_dim=8,
+            codebook_init="random",
+            dead_code_threshold=0.05,
+        )
+    rvq = far_half_quantizer(0.05)
+    rvq.usage.fill_(0.0)  # every entry due for replacement now
+    h = torch.randn(1, 20, 8)
+    valid = torch.zeros(1, 20, dtype=torch.bool)
+    valid[:, :10] = True
+    rvq.train()
+    rvq(h, valid)
+    # One entry per real residual, none from padding; the rest wait.
+    assert (rvq.usage == 1.0).sum(1).tolist() == [10, 10]

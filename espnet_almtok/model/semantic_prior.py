@@ -49,6 +49,11 @@ distillation loss (``semantic_distillation.py``).
 For ablations the codebooks can instead be trainable parameters
 (``trainable_codebooks: true``), initialised from the file or at random
 (``codebook_init: random``); they then learn through a VQ-VAE codebook loss.
+That loss moves only the entries tokens land on: of layer 1's 2048 entries,
+held-out English reached 742 (perplexity 151). ``dead_code_threshold`` moves
+the others, as EnCodec and ESPnet's own quantizers do: an entry whose running
+count of uses per batch falls below the threshold is replaced by a residual
+the layer quantized in this batch, so it sits where the encoder's vectors are.
 """
 
 import logging
@@ -57,6 +62,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from typeguard import typechecked
@@ -220,6 +226,12 @@ class SemanticPriorRVQ(nn.Module):
             that vary like the data; ESPnet's chunk iterator fills one with
             chunks of few recordings, and held-out vectors came out at 3.8
             times the training scale, off the entries training had used.
+        dead_code_threshold: With trainable codebooks, replace an entry whose
+            running count of uses per training batch falls below this by a
+            residual of the current batch (0: never; see the module docstring).
+        usage_decay: Decay of that running count per batch. Counts start at
+            1, so a new or replaced entry is kept for at least
+            log(threshold) / log(decay) batches.
     """
 
     @typechecked
@@ -238,8 +250,17 @@ class SemanticPriorRVQ(nn.Module):
         whiten_input: bool = False,
         whiten_eps: float = 0.1,
         running_stats: bool = False,
+        dead_code_threshold: float = 0.0,
+        usage_decay: float = 0.99,
     ):
         super().__init__()
+        if dead_code_threshold > 0 and not trainable_codebooks:
+            raise ValueError(
+                "dead_code_threshold moves codebook entries: it needs "
+                "trainable_codebooks: true (frozen codebooks keep the prior)"
+            )
+        if not 0 < usage_decay < 1:
+            raise ValueError(f"usage_decay must lie in (0, 1), got {usage_decay}")
         self.missing_file = None
         # Width of the nearest-entry search (and of the stored codebooks).
         search_dim = pca_dim or codebook_dim
@@ -316,6 +337,11 @@ class SemanticPriorRVQ(nn.Module):
         if whiten_input:
             self.register_buffer("whiten_mean", torch.zeros(dim))
             self.register_buffer("whiten_cov", torch.eye(dim))
+        self.dead_code_threshold = dead_code_threshold
+        self.usage_decay = usage_decay
+        if dead_code_threshold > 0:
+            # Only then: model files without replacement keep their keys.
+            self.register_buffer("usage", torch.ones(n_q, codebook_size))
 
     def _check_loaded(self):
         # Checked until a state dict has filled the codebooks, then never again:
@@ -442,6 +468,8 @@ class SemanticPriorRVQ(nn.Module):
             layer quantized (n_q x (B, N, codebook_dim)).
         """
         codes, pairs = self.quantize(h, valid, batch_stats=self.training)
+        if self.training and self.dead_code_threshold > 0:
+            self.replace_dead_codes(codes, [r for r, _ in pairs], valid)
         weight = valid.unsqueeze(-1).to(h.dtype)
         denom = weight.sum().clamp(min=1) * self.codebooks.size(-1)
         commit = sum(((r - q.detach()).pow(2) * weight).sum() for r, q in pairs) / denom
@@ -457,6 +485,43 @@ class SemanticPriorRVQ(nn.Module):
         z_q = torch.stack(layers).sum(0)
         residuals = [r for r, _ in pairs]
         return self.out_proj(z_q), codes, layers, commit / self.n_q, residuals
+
+    @torch.no_grad()
+    def replace_dead_codes(
+        self, codes: torch.Tensor, residuals: List[torch.Tensor], valid: torch.Tensor
+    ) -> None:
+        """Count this batch's uses of each entry into ``usage`` and move the
+        entries below ``dead_code_threshold`` onto residuals of the batch.
+
+        The batch's codes keep pointing at the entries they chose: a replaced
+        entry was not chosen. With several processes, counts are summed over
+        them and rank 0's replacements are broadcast, so the codebooks stay
+        identical.
+        """
+        distributed = dist.is_available() and dist.is_initialized()
+        for k in range(self.n_q):
+            counts = torch.bincount(codes[k][valid], minlength=self.codebook_size)
+            counts = counts.to(self.usage.dtype)
+            if distributed:
+                dist.all_reduce(counts)
+            self.usage[k].mul_(self.usage_decay).add_(
+                counts, alpha=1 - self.usage_decay
+            )
+            dead = (self.usage[k] < self.dead_code_threshold).nonzero().squeeze(1)
+            if dead.numel() == 0:  # the same on every rank: usage is summed
+                continue
+            samples = residuals[k][valid]
+            # At most one entry per residual: no two entries start equal.
+            dead = dead[torch.randperm(dead.numel(), device=dead.device)]
+            dead = dead[: samples.size(0)]
+            pick = torch.randperm(samples.size(0), device=samples.device)
+            self.codebooks.data[k, dead] = samples[pick[: dead.numel()]].to(
+                self.codebooks.dtype
+            )
+            self.usage[k, dead] = 1.0
+            if distributed:
+                dist.broadcast(self.codebooks.data[k], 0)
+                dist.broadcast(self.usage[k], 0)
 
     def to_search_space(self, features: torch.Tensor) -> torch.Tensor:
         """Features in the codebook file's space (..., codebook_dim) mapped as
