@@ -388,12 +388,19 @@ def test_dead_entry_replacement_needs_trainable_codebooks_and_skips_padding():
             codebook_init="random",
             dead_code_threshold=0.05,
         )
-    rvq = far_half_quantizer(0.05)
-    rvq.usage.fill_(0.0)  # every entry due for replacement now
+    # A threshold above one use's share (0.1): chosen entries are due too.
+    rvq = far_half_quantizer(0.5)
+    rvq.usage.fill_(0.0)
     h = torch.randn(1, 20, 8)
     valid = torch.zeros(1, 20, dtype=torch.bool)
     valid[:, :10] = True
     rvq.train()
-    rvq(h, valid)
-    # One entry per real residual, none from padding; the rest wait.
-    assert (rvq.usage == 1.0).sum(1).tolist() == [10, 10]
+    codes = rvq(h, valid)[1]
+    # One entry per real residual, none from padding; the rest wait. Entries
+    # the batch chose stay (usage 0.1 a use), however low their usage.
+    replaced = rvq.usage == 1.0
+    assert replaced.sum(1).tolist() == [10, 10]
+    assert torch.allclose(
+        rvq.usage[~replaced].view(2, -1).sum(1), torch.full((2,), 1.0)
+    )
+    assert not replaced.gather(1, codes[:, 0, :10]).any()

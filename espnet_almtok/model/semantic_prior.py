@@ -493,8 +493,8 @@ class SemanticPriorRVQ(nn.Module):
         """Count this batch's uses of each entry into ``usage`` and move the
         entries below ``dead_code_threshold`` onto residuals of the batch.
 
-        The batch's codes keep pointing at the entries they chose: a replaced
-        entry was not chosen. With several processes, counts are summed over
+        Only entries the batch did not choose move, so its codes and codebook
+        loss stay those of the entries they chose. With several processes, counts are summed over
         them and rank 0's replacements are broadcast, so the codebooks stay
         identical.
         """
@@ -507,7 +507,9 @@ class SemanticPriorRVQ(nn.Module):
             self.usage[k].mul_(self.usage_decay).add_(
                 counts, alpha=1 - self.usage_decay
             )
-            dead = (self.usage[k] < self.dead_code_threshold).nonzero().squeeze(1)
+            # Only entries this batch did not choose: its codes stay valid.
+            dead = (self.usage[k] < self.dead_code_threshold) & (counts == 0)
+            dead = dead.nonzero().squeeze(1)
             if dead.numel() == 0:  # the same on every rank: usage is summed
                 continue
             samples = residuals[k][valid]
