@@ -494,9 +494,9 @@ class SemanticPriorRVQ(nn.Module):
         entries below ``dead_code_threshold`` onto residuals of the batch.
 
         Only entries the batch did not choose move, so its codes and codebook
-        loss stay those of the entries they chose. With several processes, counts are summed over
-        them and rank 0's replacements are broadcast, so the codebooks stay
-        identical.
+        loss stay those of the entries they chose. With several processes,
+        counts are summed over them and rank 0's replacements are broadcast,
+        so the codebooks stay identical.
         """
         distributed = dist.is_available() and dist.is_initialized()
         for k in range(self.n_q):
