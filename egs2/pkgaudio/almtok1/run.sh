@@ -9,7 +9,7 @@
 # same clips. Decoding codes 0.8 s chunks, the length the configs train on: the
 # query transformers' absolute positions do not reach past it (whole clips came
 # out at 3.8 times the training scale in the quantizer). Stages 1-8 take about
-# 65 minutes on 2 CPU cores.
+# 70-85 minutes on 2 CPU cores (85.4 with tests niced beside it, 2026-12-04).
 set -euo pipefail
 
 ./almtok.sh \
