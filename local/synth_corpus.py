@@ -20,12 +20,12 @@ import argparse
 import logging
 import random
 import shutil
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List
 
 from kaldi_dir import Utterance, write_kaldi_dir
+from tts import run, speak
 
 SENTENCES = [
     "the birch canoe slid on the smooth planks",
@@ -63,19 +63,6 @@ TRAIN_VOICES = [
 ]
 UNSEEN_VOICES = [("flite", "awb"), ("flite", "kal"), ("espeak-ng", "en-gb-scotland+f4")]
 SOUND_KINDS = ["tone", "sweep", "chord", "pluck", "noise", "clicks", "siren"]
-
-
-def run(cmd: List[str]):
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
-
-
-def speak(engine: str, voice: str, text: str, wav: Path):
-    if engine == "flite":
-        run(["flite", "-voice", voice, "-t", text, "-o", str(wav)])
-    else:
-        run(["espeak-ng", "-v", voice, "-w", str(wav), text])
 
 
 def sound_effect(kind: str, rng: random.Random) -> List[str]:

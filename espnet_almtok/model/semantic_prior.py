@@ -468,8 +468,9 @@ class SemanticPriorRVQ(nn.Module):
             layer quantized (n_q x (B, N, codebook_dim)).
         """
         codes, pairs = self.quantize(h, valid, batch_stats=self.training)
+        residuals = [r for r, _ in pairs]
         if self.training and self.dead_code_threshold > 0:
-            self.replace_dead_codes(codes, [r for r, _ in pairs], valid)
+            self.replace_dead_codes(codes, residuals, valid)
         weight = valid.unsqueeze(-1).to(h.dtype)
         denom = weight.sum().clamp(min=1) * self.codebooks.size(-1)
         commit = sum(((r - q.detach()).pow(2) * weight).sum() for r, q in pairs) / denom
@@ -483,7 +484,6 @@ class SemanticPriorRVQ(nn.Module):
             )
         layers = [r + (q - r).detach() for r, q in pairs]
         z_q = torch.stack(layers).sum(0)
-        residuals = [r for r, _ in pairs]
         return self.out_proj(z_q), codes, layers, commit / self.n_q, residuals
 
     @torch.no_grad()
