@@ -188,8 +188,9 @@ def test_frozen_codebooks_and_patchify_do_not_change(tiny, speechlike):
     assert not torch.equal(tiny.generator.query_encoder.token, trained)
 
 
-def train_steps(model, x, stat: str, steps: int = 25) -> list:
-    """A logged loss over generator steps of Adam on one batch."""
+def train_steps(model, x, stat: str, steps: int = 25, history=None) -> list:
+    """A logged loss over generator steps of Adam on one batch (``history``:
+    a dict that collects every logged value too)."""
     opt = torch.optim.Adam(model.generator.parameters(), lr=2e-3)
     values = []
     for _ in range(steps):
@@ -198,6 +199,8 @@ def train_steps(model, x, stat: str, steps: int = 25) -> list:
         out["loss"].backward()
         opt.step()
         values.append(out["stats"][stat].item())
+        for key, value in (history if history is not None else {}).items():
+            value.append(out["stats"][key].item())
     return values
 
 
@@ -357,8 +360,8 @@ def teacher_tiny(tmp_path, speechlike, gen=None, **teacher):
         window_sizes=[4],
         semantic_teacher_params=teacher,
         semantic_distillation_params={},
-        **(gen or {}),
     )
+    conf["generator_params"].update(gen or {})
     conf["lambda_semantic"] = 10.0
     torch.manual_seed(0)
     return ALMTokenizer(**conf), path
@@ -384,6 +387,67 @@ def test_semantic_teacher_trains_layer1_and_stays_out_of_the_model(
     codes, n = coder.encode_with_lengths(x)
     assert coder.generator.semantic_teacher is None
     assert torch.equal(codes, codec.encode_with_lengths(x)[0])
+
+
+def test_losatok_losses_train_layer1_against_a_frozen_bottleneck(
+    tmp_path, speechlike
+):
+    """Issue 13's item 4: LoSATok's low-level supervision (layer 1 predicts the
+    semantic bottleneck's low frames) and time-relation loss, on ALMTokenizer."""
+    sembo = dict(
+        target="bottleneck",
+        bottleneck_params=dict(low_dim=8, hidden_dim=16),
+        time_relation=True,
+    )
+    codec, _ = teacher_tiny(
+        tmp_path, speechlike, gen=dict(semantic_distillation_params=sembo)
+    )
+    x = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    with pytest.raises(RuntimeError, match="never trained.*--init_param"):
+        codec(x, forward_generator=True)
+    bottleneck = codec.generator.semantic_distillation.bottleneck
+    bottleneck.trained_steps += 1  # as a LoSATok stage-1 model leaves it
+    frozen = {k: v.clone() for k, v in bottleneck.state_dict().items()}
+    codec.lambdas["semantic_relation"] = 10.0
+    history = {"semantic_relation_loss": []}
+    semantic = train_steps(codec, x, "semantic_loss", history=history)
+    relation = history["semantic_relation_loss"]
+    assert np.mean(semantic[-5:]) < 0.9 * np.mean(semantic[:5]), semantic
+    assert np.mean(relation[-5:]) < 0.7 * np.mean(relation[:5]), relation
+    for k, v in bottleneck.state_dict().items():
+        assert torch.equal(v, frozen[k]), k
+    # The bottleneck's low frames are the targets: 8 of them per token.
+    assert codec.generator.semantic_distillation.head.out_features == 8
+
+    # The time-relation loss alone: no head, no statistics, no codebook space.
+    alone, _ = teacher_tiny(
+        tmp_path / "alone",
+        speechlike,
+        gen=dict(semantic_distillation_params=dict(target=None, time_relation=True)),
+    )
+    stats = alone(x, forward_generator=True)["stats"]
+    assert "semantic_relation_loss" in stats and "semantic_loss" not in stats
+    assert not list(alone.generator.semantic_distillation.state_dict())
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(target=None), "needs time_relation: true"),
+        (dict(target="bottleneck"), "bottleneck_params go with target: bottleneck"),
+        (dict(bottleneck_params={}), "bottleneck_params go with target: bottleneck"),
+        (dict(target="sembo"), "target must be one of"),
+        (
+            dict(target="bottleneck", bottleneck_params=dict(low_dim=8), head=False),
+            "head: false needs targets of the tokens' width",
+        ),
+    ],
+)
+def test_distillation_settings_are_checked(tmp_path, speechlike, params, match):
+    with pytest.raises(ValueError, match=match):
+        teacher_tiny(
+            tmp_path, speechlike, gen=dict(semantic_distillation_params=params)
+        )
 
 
 def test_semantic_teacher_must_give_the_codebooks_features(tmp_path, speechlike):

@@ -165,6 +165,11 @@ def test_semantic_bottleneck_losses_measure_what_they_say():
     rotation, _ = torch.linalg.qr(torch.randn(8, 8))
     assert time_relation_loss(2 * high @ rotation, high) < 1e-10
     assert time_relation_loss(high[:, torch.randperm(12)], high) > 0.01
+    # Padding is no time: pairs with a padded frame do not count.
+    valid = torch.arange(12) < 9
+    noisy = torch.cat([2 * high[:, :9] @ rotation, torch.randn(2, 3, 8)], 1)
+    assert time_relation_loss(noisy, high, valid.expand(2, 12)) < 1e-10
+    assert time_relation_loss(noisy, high) > 0.01
 
 
 def test_kl_and_its_floor():

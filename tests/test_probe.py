@@ -219,20 +219,28 @@ def test_probes_ignore_padding():
         torch.testing.assert_close(padded, alone)
 
 
-def to_latents(dump: Path, out: Path, dim: int = 16, seed: int = 0) -> Path:
+def to_latents(
+    dump: Path, out: Path, dim: int = 16, seed: int = 0, features: bool = False
+) -> Path:
     """A continuous codec's dump of the same utterances: each layer-1 token as a
-    fixed random vector plus noise, (T, dim) float32, as LoSATok's inference."""
+    fixed random vector plus noise, (T, dim) float32, as LoSATok's inference
+    (``features``: the same frames as ``extract_features`` writes them)."""
     rng = np.random.default_rng(seed)
     table = rng.standard_normal((CODE_SIZE, dim)).astype(np.float32)
-    (out / "latent").mkdir(parents=True)
-    spec = f"ark,scp:{out}/latent/latent.ark,{out}/latent/latent.scp"
-    with kaldiio.WriteHelper(spec) as writer:
+    name = "" if features else "latent"
+    (out / name).mkdir(parents=True, exist_ok=True)
+    base = out / name / ("feats" if features else "latent")
+    with kaldiio.WriteHelper(f"ark,scp:{base}.ark,{base}.scp") as writer:
         for utt, vec in kaldiio.load_scp(str(dump / "codec/codec.scp")).items():
             layer1 = np.asarray(vec).reshape(-1, 2)[:, 0]
             noise = 0.1 * rng.standard_normal((len(layer1), dim))
             writer[utt] = (table[layer1] + noise).astype(np.float32)
-    stats = dict(continuous=True, latent_dim=dim, fs=16000, frame_shift=1280)
-    (out / "decode_stats.json").write_text(json.dumps(stats))
+    if features:
+        info = dict(kind="whisper", dim=dim, sample_rate=16000, frame_shift=1280)
+        (out / "info.json").write_text(json.dumps(info))
+    else:
+        stats = dict(continuous=True, latent_dim=dim, fs=16000, frame_shift=1280)
+        (out / "decode_stats.json").write_text(json.dumps(stats))
     return out
 
 
@@ -253,6 +261,16 @@ def test_probes_read_continuous_latents(corpus, tmp_path):
     with pytest.raises(ValueError, match="has layers 1..1"):
         main(cmd + ["--layer", "2"])
     # A codec with tokens against one with latents: refused.
+    # A semantic encoder's frames (extract_features' layout) read as latents.
+    for split, dump in (("train", train_dump), ("test", test_dump)):
+        features = to_latents(dump, tmp_path / f"{split}_feats", features=True)
+        cmd[cmd.index(f"--{split}_dir") + 1] = str(features)
+    cmd[cmd.index("--out") + 1] = str(tmp_path / "features.json")
+    main(cmd)
+    reference = json.loads((tmp_path / "features.json").read_text())
+    assert reference["ctc"] == result["ctc"]
+    assert reference["speaker"] == result["speaker"]
+    assert reference["settings"]["latent_dim"] == 16
     cmd[cmd.index("--test_dir") + 1] = str(test_dump)
     with pytest.raises(ValueError, match="different codecs"):
         main(cmd)

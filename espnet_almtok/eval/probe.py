@@ -16,7 +16,10 @@ format can be probed, so codecs can be compared at equal bitrate. A continuous
 codec (LoSATok) writes ``latent/latent.scp`` instead (float (T, D) matrices;
 ``decode_stats.json`` has ``continuous: true`` and ``latent_dim``): its probes
 read the whole latent through a linear layer where tokens go through an
-embedding, and ``--layer`` must be 1. The data dirs are Kaldi dirs with
+embedding, and ``--layer`` must be 1. The frames of a semantic encoder, as
+``python -m espnet_almtok.bin.extract_features`` writes them (``feats.scp`` and
+``info.json``), are read as a continuous dump too: the reference that a
+tokenizer's probe results compare with. The data dirs are Kaldi dirs with
 ``text`` and ``utt2spk``.
 
 Two small probes are trained from scratch on the tokens of RVQ layer
@@ -89,12 +92,28 @@ def read_dump(dump_dir: str) -> Tuple[Dict, Dict[str, np.ndarray], str]:
         path.
     """
     stats_path = Path(dump_dir) / "decode_stats.json"
-    if not stats_path.is_file():
-        raise FileNotFoundError(f"{stats_path} not found: not a codec token dump")
-    stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    features = Path(dump_dir) / "info.json"
+    if features.is_file() and not stats_path.is_file():
+        # A teacher's frames (extract_features): a reference for the latents.
+        info = json.loads(features.read_text(encoding="utf-8"))
+        stats = dict(
+            continuous=True,
+            latent_dim=info["dim"],
+            fs=info["sample_rate"],
+            frame_shift=info["frame_shift"],
+            features=info["kind"],
+        )
+        scp = Path(dump_dir) / "feats.scp"
+    elif not stats_path.is_file():
+        raise FileNotFoundError(
+            f"{stats_path} not found: not a codec token dump (nor {features}: "
+            "not a feature dump)"
+        )
+    else:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        name = "latent" if stats.get("continuous") else "codec"
+        scp = Path(dump_dir) / name / f"{name}.scp"
     continuous = bool(stats.get("continuous"))
-    name = "latent" if continuous else "codec"
-    scp = Path(dump_dir) / name / f"{name}.scp"
     if not scp.is_file():
         raise FileNotFoundError(f"{scp} not found: not a codec token dump")
     missing = [k for k in codec_keys(stats) if k not in stats]

@@ -35,8 +35,9 @@ class ALMTokenizer(GANCodec):
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
         dither: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel, lambda_commit,
-        lambda_semantic, lambda_mae, lambda_ar: Loss weights (``semantic``
-            applies with ``generator_params.semantic_distillation_params``).
+        lambda_semantic, lambda_semantic_relation, lambda_mae, lambda_ar: Loss
+            weights (``semantic`` and ``semantic_relation`` apply with
+            ``generator_params.semantic_distillation_params``).
         chunk_seconds: The chunk length of ``encode_chunked`` and
             ``decode_chunked`` (and so of codec inference) unless they are
             given one; 0: whole inputs. The query transformers' absolute
@@ -61,6 +62,7 @@ class ALMTokenizer(GANCodec):
         lambda_mel: float = 45.0,
         lambda_commit: float = 1.0,
         lambda_semantic: float = 1.0,
+        lambda_semantic_relation: float = 1.0,
         lambda_mae: float = 1.0,
         lambda_ar: float = 1.0,
         cache_generator_outputs: bool = True,
@@ -81,6 +83,7 @@ class ALMTokenizer(GANCodec):
                 mel=lambda_mel,
                 commit=lambda_commit,
                 semantic=lambda_semantic,
+                semantic_relation=lambda_semantic_relation,
                 mae=lambda_mae,
                 ar=lambda_ar,
             ),

@@ -20,6 +20,7 @@ from espnet_almtok.model.ar_predictor import ARPredictor
 from espnet_almtok.model.mae import MAEDecoder
 from espnet_almtok.model.patchify import build_patchify
 from espnet_almtok.model.query_transformer import QueryDecoder, QueryEncoder
+from espnet_almtok.model.semantic_bottleneck import time_relation_loss
 from espnet_almtok.model.semantic_distillation import SemanticDistillation
 from espnet_almtok.model.semantic_encoder import SemanticEncoder
 from espnet_almtok.model.semantic_input import SemanticInput
@@ -71,11 +72,13 @@ class ALMTokenizerGenerator(nn.Module):
             defaults): the teacher's frames are added to the query encoder's
             input (``semantic_input.py``), at inference too. ``null``: not.
         semantic_distillation_params: ``SemanticDistillation`` settings
-            (``source``, ``head``, ``momentum``): layer 1's tokens learn to
-            predict the teacher's frames averaged over each window (the
-            ``semantic`` loss, ``semantic_distillation.py``); the teacher must
-            give the features the codebook file's k-means ran on. ``null``: no
-            such loss.
+            (``source``, ``target``, ``time_relation``, ``head``, ...): layer
+            1's tokens learn to predict the teacher's frames averaged over each
+            window, or their low frames in LoSATok's semantic bottleneck (the
+            ``semantic`` loss), and/or to keep their time relations (the
+            ``semantic_relation`` loss; ``semantic_distillation.py``). With
+            ``target: teacher`` the teacher must give the features the codebook
+            file's k-means ran on. ``null``: no such loss.
         window_sizes: Window sizes drawn from, one per training step.
         inference_window: Window size used when none is given at inference.
         compression: ``query`` (the method: query tokens over the whole
@@ -206,11 +209,14 @@ class ALMTokenizerGenerator(nn.Module):
                 dim=dim,
             )
         if semantic_distillation_params is not None:
+            # Only LoSATok's bottleneck needs the teacher's width when built.
+            bottleneck = semantic_distillation_params.get("target") == "bottleneck"
             self.semantic_distillation = build_checked(
                 SemanticDistillation,
                 semantic_distillation_params,
                 "semantic_distillation_params",
                 dim=self.quantizer.codebooks.size(-1),
+                teacher_dim=self.teacher().dim if bottleneck else None,
             )
         self.ar = None
         if ar_params is not None:
@@ -319,18 +325,16 @@ class ALMTokenizerGenerator(nn.Module):
         (B, T, teacher dim)."""
         return e if self.semantic_input is None else e + self.semantic_input(teacher)
 
-    def teacher_tokens(self, teacher: torch.Tensor, w: int) -> torch.Tensor:
-        """Teacher frames (B, N * w, dim) averaged over each window, in the
-        codebooks' search space (B, N, search dim)."""
+    def to_search_space(self, frames: torch.Tensor) -> torch.Tensor:
+        """Teacher frames (..., dim) in the codebooks' search space."""
         prior = self.quantizer.prior_weight
-        if prior is not None and prior.size(0) != teacher.size(-1):
+        if prior is not None and prior.size(0) != frames.size(-1):
             raise ValueError(
-                f"semantic_teacher_params: the teacher gives {teacher.size(-1)}-dim "
+                f"semantic_teacher_params: the teacher gives {frames.size(-1)}-dim "
                 f"frames, the codebook file holds {prior.size(0)}-dim centres: "
                 "the teacher must give the features the k-means stage ran on"
             )
-        means = teacher.reshape(teacher.size(0), -1, w, teacher.size(-1)).mean(2)
-        return self.quantizer.to_search_space(means)
+        return self.quantizer.to_search_space(frames)
 
     def _mae_loss(
         self,
@@ -386,12 +390,16 @@ class ALMTokenizerGenerator(nn.Module):
         h, _ = self.window_encoder(inputs, num_windows, w)
         valid = ~length_mask(num_windows, h.size(1))
         z_q, codes, layers, losses["commit"], residuals = self.quantizer(h, valid)
-        if self.semantic_distillation is not None:
-            target = self.teacher_tokens(teacher, w)
-            tokens = {"quantized": layers[0], "input": residuals[0]}
-            losses["semantic"] = self.semantic_distillation(
-                tokens[self.semantic_distillation.source], target, valid
-            )
+        distill = self.semantic_distillation
+        if distill is not None:
+            # The teacher's frames averaged over each token's window.
+            frames = teacher.reshape(teacher.size(0), -1, w, teacher.size(-1)).mean(2)
+            tokens = {"quantized": layers[0], "input": residuals[0]}[distill.source]
+            if distill.target is not None:
+                target = distill.targets(frames, self.to_search_space)
+                losses["semantic"] = distill(tokens, target, valid)
+            if distill.time_relation:
+                losses["semantic_relation"] = time_relation_loss(tokens, frames, valid)
         frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:

@@ -12,7 +12,7 @@ maps it back. Two losses train it, each a config switch:
 It is trained first (LoSATok's ``training_stage: 1``), then frozen.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -31,12 +31,22 @@ def cosine_similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     return x @ x.transpose(1, 2)
 
 
-def time_relation_loss(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+def time_relation_loss(
+    low: torch.Tensor, high: torch.Tensor, valid: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """MSE between the frame-similarity matrices of ``low`` (B, T, d), trained,
-    and ``high`` (B, T, D), the teacher's (detached)."""
-    return F.mse_loss(
-        cosine_similarity_matrix(low), cosine_similarity_matrix(high.detach())
-    )
+    and ``high`` (B, T, D), the teacher's (detached).
+
+    Args:
+        valid: Bool (B, T), True at real frames: only pairs of two real frames
+            count (None: all do).
+    """
+    error = (
+        cosine_similarity_matrix(low) - cosine_similarity_matrix(high.detach())
+    ).pow(2)
+    if valid is None:
+        return error.mean()
+    return error[valid[:, :, None] & valid[:, None, :]].mean()
 
 
 class SemanticBottleneck(nn.Module):

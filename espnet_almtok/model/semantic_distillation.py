@@ -14,29 +14,52 @@ codebooks' search space (mapped as their centres were: the quantizer's
 speech chunks varies in a small corner of the space that the centres of speech
 and sound span, around an offset of its own.
 
+Two of LoSATok's losses (``losatok.py``) serve layer 1 as well:
+
+* low-level supervision (``target: bottleneck``): the target is LoSATok's
+  semantic bottleneck (SemBo) applied to those averaged frames, its low frames,
+  which keep the teacher's content in few dimensions; the bottleneck comes from
+  a LoSATok stage-1 model (``--init_param``) and stays frozen;
+* the time-relation loss (``time_relation: true``): the T x T similarities of
+  layer 1's tokens within a chunk follow those of the teacher's frames (the
+  ``semantic_relation`` loss).
+
 Measured at the small16k scale (results/pkgaudio_small16k/learning_speed.md):
 neither form learned the teacher on held-out audio within the main job's
 budget, and both cost mel loss; it is an ablation, off by default.
 """
+
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import nn
 from typeguard import typechecked
 
 from espnet_almtok.model.initialization import init_variance_preserving
+from espnet_almtok.model.semantic_bottleneck import SemanticBottleneck
 from espnet_almtok.model.semantic_prior import fold_in
+from espnet_almtok.utils.config_check import build_checked
 
 
 class SemanticDistillation(nn.Module):
-    """A linear head from layer-1 entries to standardized teacher frames.
+    """A linear head from layer-1 vectors to standardized targets of the teacher.
 
     Args:
-        dim: Width of the codebook search space (entries and targets).
+        dim: Width of the codebook search space (layer 1's vectors).
+        teacher_dim: Width of the teacher's frames (``target: bottleneck``).
         source: What the head reads: ``quantized`` (layer 1's entries, through
             the straight-through estimator, as SpeechTokenizer and Mimi) or
             ``input`` (the vector layer 1 quantizes: with frozen entries the
             estimator's gradient says how an entry should move, which it
             cannot).
+        target: What layer 1 predicts: ``teacher`` (the teacher's frames in the
+            search space), ``bottleneck`` (their low frames in LoSATok's frozen
+            semantic bottleneck) or None (nothing: the time-relation loss alone).
+        bottleneck_params: ``SemanticBottleneck`` arguments (``low_dim``,
+            ``hidden_dim``) for ``target: bottleneck``; they must match the
+            LoSATok stage-1 model it is loaded from.
+        time_relation: Also the time-relation loss between layer 1's vectors
+            and the teacher's frames (``semantic_relation``).
         head: Predict through a learned linear head; False: the tokens are
             the prediction (the quantizer's input is standardized as the
             targets are). A head learns only what the tokens already carry:
@@ -48,12 +71,17 @@ class SemanticDistillation(nn.Module):
     """
 
     SOURCES = ("quantized", "input")
+    TARGETS = ("teacher", "bottleneck", None)
 
     @typechecked
     def __init__(
         self,
         dim: int,
+        teacher_dim: Optional[int] = None,
         source: str = "quantized",
+        target: Optional[str] = "teacher",
+        bottleneck_params: Optional[Dict[str, Any]] = None,
+        time_relation: bool = False,
         head: bool = True,
         momentum: float = 0.01,
         eps: float = 1e-5,
@@ -64,13 +92,69 @@ class SemanticDistillation(nn.Module):
                 f"semantic distillation source must be one of {self.SOURCES}, "
                 f"got {source!r}"
             )
+        if target not in self.TARGETS:
+            raise ValueError(
+                f"semantic distillation target must be one of {self.TARGETS}, "
+                f"got {target!r}"
+            )
+        if target is None and not time_relation:
+            raise ValueError(
+                "semantic distillation with target: null needs time_relation: true"
+            )
+        if (bottleneck_params is not None) != (target == "bottleneck"):
+            raise ValueError(
+                "bottleneck_params go with target: bottleneck, and only with it"
+            )
         self.source = source
-        self.head = init_variance_preserving(nn.Linear(dim, dim)) if head else None
+        self.target = target
+        self.time_relation = time_relation
+        self.bottleneck = None
+        target_dim = dim
+        if target == "bottleneck":
+            if teacher_dim is None:
+                raise ValueError("target: bottleneck needs the teacher's width")
+            self.bottleneck = build_checked(
+                SemanticBottleneck,
+                bottleneck_params,
+                "semantic_distillation_params.bottleneck_params",
+                high_dim=teacher_dim,
+            )
+            self.bottleneck.requires_grad_(False)
+            target_dim = self.bottleneck.down[-1].out_features
+        if target is None:
+            return
+        if not head and target_dim != dim:
+            raise ValueError(
+                f"head: false needs targets of the tokens' width {dim}, got "
+                f"{target_dim}"
+            )
+        self.head = (
+            init_variance_preserving(nn.Linear(dim, target_dim)) if head else None
+        )
         self.momentum = momentum
         self.eps = eps
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("mean", torch.zeros(target_dim))
+        self.register_buffer("var", torch.ones(target_dim))
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+
+    def targets(
+        self,
+        frames: torch.Tensor,
+        to_search_space: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """What layer 1 predicts, of the teacher's frames averaged per token
+        (B, N, teacher dim)."""
+        if self.target == "teacher":
+            return to_search_space(frames)
+        if self.training and int(self.bottleneck.trained_steps) == 0:
+            raise RuntimeError(
+                "target: bottleneck, but the semantic bottleneck was never trained: "
+                "load a LoSATok stage-1 model's with --init_param <stage1.pth>:"
+                "codec.generator.semantic_bottleneck:"
+                "codec.generator.semantic_distillation.bottleneck"
+            )
+        with torch.no_grad():
+            return self.bottleneck.down(frames)
 
     def forward(
         self, tokens: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
@@ -79,7 +163,7 @@ class SemanticDistillation(nn.Module):
 
         Args:
             tokens: Layer-1 vectors (B, N, dim) of ``source``.
-            target: Teacher frames of each token in the search space (B, N, dim).
+            target: Each token's target (B, N, target dim), from ``targets``.
             valid: Bool (B, N), True at real (not padded) tokens.
         """
         if self.training:
