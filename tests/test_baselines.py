@@ -377,3 +377,84 @@ def test_small16k_gan_finetune_changes_only_the_gan_and_the_budget():
         "scheduler_conf.gamma",
     }
     assert conf["codec_conf.adversarial_start_step"] == 0
+
+
+FINETUNE = {
+    "max_epoch",
+    "optim_conf.lr",
+    "scheduler",
+    "scheduler_conf.gamma",
+    "codec_conf.generator_params.quantizer_params.codebook_file",
+    "codec_conf.generator_params.quantizer_params.codebook_init",
+}
+
+
+@pytest.mark.parametrize(
+    "name, changed",
+    [
+        ("finetune", set()),
+        (
+            "finetune_time_relation",
+            {
+                "semantic_distillation_params.source",
+                "semantic_distillation_params.time_relation",
+                "lambda_semantic_relation",
+            },
+        ),
+        (
+            "finetune_sembo_low",
+            {
+                "semantic_distillation_params.source",
+                "semantic_distillation_params.target",
+                "semantic_distillation_params.bottleneck_params.low_dim",
+                "semantic_distillation_params.bottleneck_params.hidden_dim",
+                "lambda_semantic",
+            },
+        ),
+    ],
+)
+def test_small16k_finetunes_differ_only_in_layer1_losses(name, changed):
+    """Issue 13's item 4 at an equal budget: the fine-tunes from the shipped
+    model differ from each other only in LoSATok's losses on layer 1."""
+    conf, diff = small16k_ablation(name)
+    teacher = (
+        {
+            "semantic_teacher_params.kind",
+            "semantic_teacher_params.window_seconds",
+        }
+        if changed
+        else set()
+    )
+    expected = FINETUNE | {
+        k if k.startswith("lambda") else f"generator_params.{k}"
+        for k in changed | teacher
+    }
+    assert diff == {k if k in FINETUNE else f"codec_conf.{k}" for k in expected}, diff
+    if name == "finetune_time_relation":  # the loss alone: no target
+        assert "codec_conf.generator_params.semantic_distillation_params.target" in conf
+    # It builds without the k-means file: --init_param brings the entries.
+    codec = load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml")
+    ALMTokenizer(**codec["codec_conf"])
+
+
+@pytest.mark.parametrize(
+    "name, changed",
+    [
+        ("stage1_no_time_relation", {"codec_conf.lambda_sembo_relation"}),
+        ("high_only", {"codec_conf.lambda_semantic_low"}),
+        ("low_only", {"codec_conf.lambda_semantic_high"}),
+    ],
+)
+def test_losatok_ablations_turn_one_loss_off(name, changed):
+    stage = "stage1" if name.startswith("stage1") else "stage2"
+    ref = flat(load(ROOT / f"conf/tuning/train_losatok_small16k_{stage}.yaml"))
+    conf = flat(
+        load(ROOT / f"conf/ablations/tuning/train_losatok_small16k_{name}.yaml")
+    )
+    assert changed_keys(conf, ref) == changed
+    assert all(conf[k] == 0.0 and ref[k] > 0 for k in changed)
+    bench = load(ROOT / "conf/tuning/benchmark_losatok_small16k.yaml")
+    assert any(
+        f"train_losatok_small16k_{name}.yaml" in str(spec.values())
+        for spec in bench["systems"].values()
+    )

@@ -489,15 +489,18 @@ def trained_steps(exp: Path) -> Optional[int]:
     return max(counts, default=None)
 
 
-def code_usage(dump_dir: Path) -> List[Dict[str, float]]:
+def code_usage(dump_dir: Path) -> Optional[List[Dict[str, float]]]:
     """Per RVQ layer of a token dump: codes used, and perplexity (e^entropy).
 
     A collapsed codebook (one code for everything) carries nothing a probe can
-    read: these say whether a probe result means anything.
+    read: these say whether a probe result means anything. None for a
+    continuous codec's latents, which have no codes.
     """
     from espnet_almtok.eval.probe import read_dump
 
     stats, codes, _ = read_dump(str(dump_dir))
+    if stats.get("continuous"):
+        return None
     usage = []
     for layer, size in enumerate(stats["code_size_per_stream"]):
         counts = np.bincount(
@@ -577,6 +580,8 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
             + [_fmt(p["speaker"]["accuracy"]), _fmt(p["speaker"]["chance"])]
             + [
                 " / ".join(f"{u[key]:{fmt}}" for u in systems[name]["code_usage"])
+                if systems[name]["code_usage"]
+                else "- (continuous)"
                 for key, fmt in (("used", "d"), ("perplexity", ".1f"))
             ]
             for name, p in probes.items()

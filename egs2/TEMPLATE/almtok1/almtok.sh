@@ -98,6 +98,7 @@ valid_set=dev
 test_sets="test"
 speech_train_set=train_speech  # Speech clips the speech half of the prior is learned on.
 sound_train_set=train_sound    # Sound clips for the sound half ("" = speech only).
+train_subsets=""     # Other subsets of ${train_set} formatted as views in stage 2 (a probe's training set).
 
 # Semantic prior
 speech_prior=whisper # Features of the speech half: whisper, wav2vec2 or logmel.
@@ -231,8 +232,8 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
             ${python} "${ALMTOK_LOCAL}/format_data.py" "data/${dset}" "${data_feats}/${dset}" \
                 --fs "${fs}" ${_opts}
     done
-    # The k-means subsets are views of the formatted training set.
-    for dset in ${speech_train_set} ${sound_train_set}; do
+    # The k-means subsets (and --train_subsets) are views of the formatted training set.
+    for dset in ${speech_train_set} ${sound_train_set} ${train_subsets}; do
         mkdir -p "${data_feats}/${dset}"
         awk 'NR == FNR { keep[$1]; next } $1 in keep' "data/${dset}/wav.scp" \
             "${data_feats}/${train_set}/wav.scp" > "${data_feats}/${dset}/wav.scp"

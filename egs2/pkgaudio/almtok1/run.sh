@@ -23,6 +23,7 @@ set -euo pipefail
     --test_sets "test_en test_other test_sound" \
     --speech_train_set train_speech \
     --sound_train_set train_sound \
+    --train_subsets train_speech_en \
     --speech_prior whisper \
     --sound_prior whisper \
     --feats_max_utts 2000 \
