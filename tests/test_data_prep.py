@@ -658,6 +658,12 @@ def test_pkgaudio_english_tts_voices_take_turns(pkg_cache: Path, tmp_path: Path)
     }
     wav = table(out / "train_speech/wav.scp")["flite_rms-city_x_m_a"]
     assert sf.info(wav).duration > 0.5
+    # The probe's English training set: the TTS lines and Tux Paint's English.
+    english = table(out / "train_speech_en/utt2spk")
+    assert english == {
+        u: s for u, s in spk.items() if u in spoken or s == "tuxpaint_en"
+    }
+    assert set(table(out / "train_speech_en/text")) == set(english)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["packages"]["flite"]["sets"]["train_speech"]["clips"] == 2
     assert manifest["packages"]["flite"]["version"]
