@@ -327,7 +327,8 @@ def test_distillation_makes_layer1_codes_predict_the_teacher(book_file, source, 
     else:  # slower: the estimator moves the input, the entries stay
         assert losses[-1] < 0.4 and mixed() < 0.6 * before, (mixed(), before)
     heads = {"head.weight", "head.bias"} if head else set()
-    assert set(distil.state_dict()) == heads | {"mean", "var", "seen"}
+    stats = {f"target_norm.{k}" for k in ("mean", "var", "seen")}
+    assert set(distil.state_dict()) == heads | stats
     with pytest.raises(ValueError, match="source must be one of"):
         SemanticDistillation(8, source="layer1")
 

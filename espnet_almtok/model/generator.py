@@ -20,7 +20,6 @@ from espnet_almtok.model.ar_predictor import ARPredictor
 from espnet_almtok.model.mae import MAEDecoder
 from espnet_almtok.model.patchify import build_patchify
 from espnet_almtok.model.query_transformer import QueryDecoder, QueryEncoder
-from espnet_almtok.model.semantic_bottleneck import time_relation_loss
 from espnet_almtok.model.semantic_distillation import SemanticDistillation
 from espnet_almtok.model.semantic_encoder import SemanticEncoder
 from espnet_almtok.model.semantic_input import SemanticInput
@@ -209,14 +208,16 @@ class ALMTokenizerGenerator(nn.Module):
                 dim=dim,
             )
         if semantic_distillation_params is not None:
-            # Only LoSATok's bottleneck needs the teacher's width when built.
-            bottleneck = semantic_distillation_params.get("target") == "bottleneck"
+            # LoSATok's losses need the teacher's width when built.
+            losatok = semantic_distillation_params.get("time_relation") or (
+                semantic_distillation_params.get("target") == "bottleneck"
+            )
             self.semantic_distillation = build_checked(
                 SemanticDistillation,
                 semantic_distillation_params,
                 "semantic_distillation_params",
                 dim=self.quantizer.codebooks.size(-1),
-                teacher_dim=self.teacher().dim if bottleneck else None,
+                teacher_dim=self.teacher().dim if losatok else None,
             )
         self.ar = None
         if ar_params is not None:
@@ -399,7 +400,7 @@ class ALMTokenizerGenerator(nn.Module):
                 target = distill.targets(frames, self.to_search_space)
                 losses["semantic"] = distill(tokens, target, valid)
             if distill.time_relation:
-                losses["semantic_relation"] = time_relation_loss(tokens, frames, valid)
+                losses["semantic_relation"] = distill.relation(tokens, frames, valid)
         frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:
