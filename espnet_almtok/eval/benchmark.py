@@ -579,9 +579,11 @@ def markdown(report: Dict[str, Any], out: Path) -> str:
             [name, _fmt(p["ctc"]["cer_test"]), _fmt(p["ctc"]["cer_train"])]
             + [_fmt(p["speaker"]["accuracy"]), _fmt(p["speaker"]["chance"])]
             + [
-                " / ".join(f"{u[key]:{fmt}}" for u in systems[name]["code_usage"])
-                if systems[name]["code_usage"]
-                else "- (continuous)"
+                (
+                    " / ".join(f"{u[key]:{fmt}}" for u in systems[name]["code_usage"])
+                    if systems[name]["code_usage"]
+                    else "- (continuous)"
+                )
                 for key, fmt in (("used", "d"), ("perplexity", ".1f"))
             ]
             for name, p in probes.items()
