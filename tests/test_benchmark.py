@@ -1,5 +1,6 @@
 """The benchmark driver's config checks and verdicts (the run itself: test_recipe)."""
 
+import argparse
 import json
 
 import kaldiio
@@ -8,6 +9,7 @@ import pytest
 import yaml
 
 from espnet_almtok.eval.benchmark import (
+    Benchmark,
     claims,
     code_usage,
     markdown,
@@ -201,6 +203,41 @@ def test_code_usage_counts_codes_and_perplexity(tmp_path):
     usage = code_usage(tmp_path)
     assert [u["used"] for u in usage] == [4, 1]
     assert np.allclose([u["perplexity"] for u in usage], [4.0, 1.0])
+
+
+def test_latents_have_no_code_usage_and_complete_dumps_are_kept(tmp_path):
+    """LoSATok's latents have no codes; a probe set's dump that a run already
+    completed (decode_stats.json is written last) is not coded again."""
+    (tmp_path / "latent").mkdir()
+    stats = dict(continuous=True, latent_dim=4, fs=16000, frame_shift=640)
+    (tmp_path / "decode_stats.json").write_text(json.dumps(stats))
+    with kaldiio.WriteHelper(
+        f"ark,scp:{tmp_path}/latent/latent.ark,{tmp_path}/latent/latent.scp"
+    ) as w:
+        w["u1"] = np.zeros((3, 4), dtype=np.float32)
+    assert code_usage(tmp_path) is None
+
+    exp = tmp_path / "exp"
+    score = exp / "almtok_almtok/stage2/decode_latest/test_speech/w4/score"
+    score.mkdir(parents=True)
+    rows = [dict(score_dir=str(score))]
+    (exp / "almtok_almtok/RESULTS.json").write_text(json.dumps(dict(results=rows)))
+    done = exp / "almtok_almtok/probe/train_speech"
+    done.mkdir(parents=True)
+    (done / "decode_stats.json").write_text("{}")
+    conf = read_config(
+        write(tmp_path, probe=dict(train_set="train_speech", test_set="test_speech"))
+    )
+    args = argparse.Namespace(expdir=str(exp), out_dir=str(exp), ngpu=0, run="run.sh")
+    bench = Benchmark(conf, args)
+    ran = []
+    bench.run = lambda cmd, what: ran.append(what)
+    bench.window = lambda system: "4"
+    bench.dump_tokens(conf["systems"]["almtok"])
+    assert ran == []  # train_speech kept; test_speech is the recipe's decoding
+    (done / "decode_stats.json").unlink()
+    bench.dump_tokens(conf["systems"]["almtok"])
+    assert ran == ["almtok: tokens of train_speech"]
 
 
 def test_read_results_keeps_the_model_rows_only(tmp_path):

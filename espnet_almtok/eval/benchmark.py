@@ -299,6 +299,9 @@ class Benchmark:
             out = self.token_dir(system, dset)
             if out.parent.name != "probe":  # decoded by the recipe already
                 continue
+            if (out / "decode_stats.json").is_file():  # written last: complete
+                logging.info(f"{system.name}: tokens of {dset} in {out}: kept")
+                continue
             cmd = [sys.executable, "-m", "espnet_almtok.bin.codec_inference"]
             cmd += ["--train_config", model["train_config"]]
             cmd += ["--model_file", model["model_file"], "--encode_only", "true"]
