@@ -254,3 +254,15 @@ def test_configs_build_through_espnets_task(config):
     assert args.codec_conf["sampling_rate"] / gen.hop == 25
     assert args.chunk_length % gen.hop == 0
     assert hasattr(gen, "vocoder") == (gen_conf["training_stage"] == 2)
+
+
+def test_parameter_counts_give_a_latent_no_bitrate():
+    """The benchmark's report counts LoSATok's parameters: a continuous latent
+    has a frame rate, not a bitrate."""
+    from espnet_almtok.eval.params import codec_counts
+
+    codec = build(2)
+    counts = codec_counts(codec)
+    assert counts["bitrate"] is None
+    assert counts["tokens_per_second"] == codec.fs / codec.generator.hop
+    assert counts["codec_path"] == counts["generator"] > 0

@@ -79,7 +79,8 @@ def codec_counts(codec: nn.Module) -> Dict[str, Any]:
         "training_only": training_only,
         "codec_path": num_params(gen) - sum(training_only.values()),
         "meta_info": meta,
-        "bitrate": None if meta is None else bitrate(meta),
+        # A continuous latent (LoSATok) has no bitrate.
+        "bitrate": None if meta is None or meta.get("continuous") else bitrate(meta),
         "tokens_per_second": None if meta is None else meta["fs"] / meta["frame_shift"],
     }
 
