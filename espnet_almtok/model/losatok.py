@@ -232,11 +232,8 @@ class LoSATokGenerator(nn.Module):
                 sembo_relation=time_relation_loss(low, high),
             )
             return None, losses, None
-        if self.training and int(self.semantic_bottleneck.trained_steps) == 0:
-            raise RuntimeError(
-                "the semantic bottleneck was never trained: train stage 1 first and "
-                "start stage 2 from it with --init_param "
-                "<stage1.pth>:codec.generator.semantic_bottleneck:"
+        if self.training:
+            self.semantic_bottleneck.require_trained(
                 "codec.generator.semantic_bottleneck"
             )
         b = self.branches(x)

@@ -74,6 +74,16 @@ class SemanticBottleneck(nn.Module):
         # (a missing --init_param would otherwise train on random targets).
         self.register_buffer("trained_steps", torch.zeros((), dtype=torch.long))
 
+    def require_trained(self, key: str):
+        """Raise unless stage 1 trained it: a missing ``--init_param`` would
+        otherwise train on random targets. ``key``: where the model keeps it."""
+        if int(self.trained_steps) == 0:
+            raise RuntimeError(
+                "the semantic bottleneck was never trained: train LoSATok's stage 1 "
+                "first and load it with --init_param "
+                f"<stage1.pth>:codec.generator.semantic_bottleneck:{key}"
+            )
+
     def forward(self, high: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Low frames (B, T, low_dim) and their reconstruction (B, T, high_dim)."""
         low = self.down(high)

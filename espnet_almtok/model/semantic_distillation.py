@@ -154,11 +154,8 @@ class SemanticDistillation(nn.Module):
         (B, N, teacher dim)."""
         if self.target == "teacher":
             return to_search_space(frames)
-        if self.training and int(self.bottleneck.trained_steps) == 0:
-            raise RuntimeError(
-                "target: bottleneck, but the semantic bottleneck was never trained: "
-                "load a LoSATok stage-1 model's with --init_param <stage1.pth>:"
-                "codec.generator.semantic_bottleneck:"
+        if self.training:
+            self.bottleneck.require_trained(
                 "codec.generator.semantic_distillation.bottleneck"
             )
         with torch.no_grad():
