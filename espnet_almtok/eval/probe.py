@@ -101,7 +101,6 @@ def read_dump(dump_dir: str) -> Tuple[Dict, Dict[str, np.ndarray], str]:
             latent_dim=info["dim"],
             fs=info["sample_rate"],
             frame_shift=info["frame_shift"],
-            features=info["kind"],
         )
         scp = Path(dump_dir) / "feats.scp"
     elif not stats_path.is_file():

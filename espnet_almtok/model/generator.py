@@ -208,16 +208,14 @@ class ALMTokenizerGenerator(nn.Module):
                 dim=dim,
             )
         if semantic_distillation_params is not None:
-            # LoSATok's losses need the teacher's width when built.
-            losatok = semantic_distillation_params.get("time_relation") or (
-                semantic_distillation_params.get("target") == "bottleneck"
-            )
+            # The teacher is built here only when its width is needed.
+            wide = SemanticDistillation.needs_teacher_dim(semantic_distillation_params)
             self.semantic_distillation = build_checked(
                 SemanticDistillation,
                 semantic_distillation_params,
                 "semantic_distillation_params",
                 dim=self.quantizer.codebooks.size(-1),
-                teacher_dim=self.teacher().dim if losatok else None,
+                teacher_dim=self.teacher().dim if wide else None,
             )
         self.ar = None
         if ar_params is not None:
@@ -394,13 +392,14 @@ class ALMTokenizerGenerator(nn.Module):
         distill = self.semantic_distillation
         if distill is not None:
             # The teacher's frames averaged over each token's window.
-            frames = teacher.reshape(teacher.size(0), -1, w, teacher.size(-1)).mean(2)
+            per_token = teacher.reshape(teacher.size(0), -1, w, teacher.size(-1))
+            per_token = per_token.mean(2)
             tokens = {"quantized": layers[0], "input": residuals[0]}[distill.source]
             if distill.target is not None:
-                target = distill.targets(frames, self.to_search_space)
+                target = distill.targets(per_token, self.to_search_space)
                 losses["semantic"] = distill(tokens, target, valid)
             if distill.time_relation:
-                losses["semantic_relation"] = distill.relation(tokens, frames, valid)
+                losses["semantic_relation"] = distill.relation(tokens, per_token, valid)
         frames = self.from_units(self.window_decoder(z_q, num_windows, w))
         audio_hat = self.unpatchify(frames, frame_lengths)
         if self.mae is not None:

@@ -81,6 +81,12 @@ class SemanticDistillation(nn.Module):
     SOURCES = ("quantized", "input")
     TARGETS = ("teacher", "bottleneck", None)
 
+    @staticmethod
+    def needs_teacher_dim(params: Dict[str, Any]) -> bool:
+        """Whether settings ``params`` build parts as wide as the teacher's
+        frames (LoSATok's bottleneck, the relation's statistics)."""
+        return bool(params.get("time_relation")) or params.get("target") == "bottleneck"
+
     @typechecked
     def __init__(
         self,
