@@ -437,6 +437,45 @@ def test_small16k_finetunes_differ_only_in_layer1_losses(name, changed):
     ALMTokenizer(**codec["codec_conf"])
 
 
+CONTEXT = {"chunk_length", "batch_size", "num_iters_per_epoch"}
+
+
+@pytest.mark.parametrize(
+    "name, changed",
+    [
+        ("finetune_context16", CONTEXT),
+        ("finetune_context32", CONTEXT),
+        (
+            "finetune_context32_long",
+            CONTEXT | {"max_epoch", "scheduler", "scheduler_conf.gamma"},
+        ),
+        (
+            "finetune_context32_dead_codes",
+            CONTEXT
+            | {"max_epoch", "scheduler", "scheduler_conf.gamma"}
+            | {
+                f"codec_conf.generator_params.quantizer_params.{k}"
+                for k in ("dead_code_threshold", "usage_decay")
+            },
+        ),
+    ],
+)
+def test_small16k_context_finetunes_change_only_the_chunks(name, changed):
+    """Longer chunks at the reference fine-tune's audio per step, decoded in
+    chunks of the training length, every window a whole number of tokens."""
+    ref = flat(load(ROOT / "conf/ablations/tuning/train_almtok_small16k_finetune.yaml"))
+    conf = flat(load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml"))
+    assert changed_keys(conf, ref) == changed | {"codec_conf.chunk_seconds"}
+    assert conf["batch_size"] * conf["chunk_length"] == (
+        ref["batch_size"] * ref["chunk_length"]
+    )
+    fs = conf["codec_conf.sampling_rate"]
+    assert conf["codec_conf.chunk_seconds"] * fs == conf["chunk_length"]
+    hop = conf["codec_conf.generator_params.patchify_params.hop"]
+    for w in conf["codec_conf.generator_params.window_sizes"]:
+        assert conf["chunk_length"] % (hop * w) == 0
+
+
 @pytest.mark.parametrize(
     "name, changed",
     [
