@@ -50,10 +50,9 @@ def run(cmd, cwd, check=True, env=None):
     return proc
 
 
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    """A copy of the recipe whose relative links resolve into this repository."""
-    top = tmp_path_factory.mktemp("recipe")
+def copy_recipe(top: Path) -> Path:
+    """A copy of the recipe under ``top`` whose relative links resolve into this
+    repository, without data or experiments."""
     for name in ("conf", "local"):
         (top / name).symlink_to(ROOT / name)
     (top / "egs2").mkdir()
@@ -64,6 +63,13 @@ def recipe(tmp_path_factory):
     rdir = top / "egs2/synth/almtok1"
     for junk in ("data", "dump", "exp", "downloads"):
         shutil.rmtree(rdir / junk, ignore_errors=True)
+    return rdir
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """The recipe run through stages 1-8 (see ``copy_recipe``)."""
+    rdir = copy_recipe(tmp_path_factory.mktemp("recipe"))
     proc = run(["./run.sh", "--stage", "1", "--stop_stage", "8", *FAST], rdir)
     assert "Successfully finished stages 1-8" in proc.stdout
     return rdir
@@ -489,6 +495,23 @@ def test_a_failing_stage_names_itself_and_the_file(recipe):
     )
     assert proc.returncode != 0
     assert "stage 6" in proc.stdout and "stage1/missing.pth" in proc.stdout
+
+
+def test_windows_for_a_codec_without_them_are_refused_before_training(tmp_path):
+    """LoSATok has one rate: asking for ALMTokenizer's windows fails at once,
+    not at stage 7 after its training."""
+    rdir = copy_recipe(tmp_path)
+    losatok = [
+        f"--stage{k}_config=conf/tuning/train_losatok_tiny_stage{k}.yaml"
+        for k in (1, 2)
+    ]
+    cmd = ["./run.sh", "--stage", "5", "--stop_stage", "7", *losatok]
+    proc = run([*cmd, "--inference_windows", "4"], rdir, check=False)
+    assert proc.returncode != 0
+    assert "has no window_sizes: decode it with --inference_windows fixed" in (
+        proc.stdout
+    )
+    assert not (rdir / "exp").exists()
 
 
 def test_a_finished_stage_can_be_rerun(recipe):

@@ -206,6 +206,13 @@ if [ "${codec}" = almtokenizer ] && \
    [ "$(yaml_get "${stage2_config}" codec_conf.generator_params.quantizer_params.codebook_init kmeans)" = kmeans ]; then
     kmeans_prior=true
 fi
+# A codec without windows (LoSATok, SoundStream, DAC) decodes at its one rate:
+# refuse windows for it now, not at stage 7 after its training.
+if [ ${stop_stage} -ge 7 ] && [ -n "${inference_windows}" ] && [ "${inference_windows}" != fixed ] && \
+   [ "$(yaml_get "${stage2_config}" codec_conf.generator_params.window_sizes fixed)" = fixed ]; then
+    log "Error: ${stage2_config} has no window_sizes: decode it with --inference_windows fixed"
+    exit 1
+fi
 if [ -z "${stage1_model}" ]; then
     stage1_model=$(${python} -c "import sys, yaml
 c = yaml.safe_load(open(sys.argv[1])).get('best_model_criterion') or [['valid', 'loss']]
