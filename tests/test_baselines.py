@@ -458,6 +458,17 @@ CONTEXT = {"chunk_length", "batch_size", "num_iters_per_epoch"}
                 for k in ("dead_code_threshold", "usage_decay")
             },
         ),
+        (
+            "finetune_context32_content",
+            CONTEXT
+            | {"max_epoch", "scheduler", "scheduler_conf.gamma"}
+            | {
+                f"codec_conf.generator_params.quantizer_params.{k}"
+                for k in ("dead_code_threshold", "usage_decay")
+            }
+            # and content_loss_params, whose one key is its default (null)
+            | {"codec_conf.lambda_content"},
+        ),
     ],
 )
 def test_small16k_context_finetunes_change_only_the_chunks(name, changed):
@@ -466,6 +477,9 @@ def test_small16k_context_finetunes_change_only_the_chunks(name, changed):
     ref = flat(load(ROOT / "conf/ablations/tuning/train_almtok_small16k_finetune.yaml"))
     conf = flat(load(ROOT / f"conf/ablations/tuning/train_almtok_small16k_{name}.yaml"))
     assert changed_keys(conf, ref) == changed | {"codec_conf.chunk_seconds"}
+    assert ("codec_conf.lambda_content" in changed) == (
+        "codec_conf.content_loss_params.checkpoint" in conf
+    )
     assert conf["batch_size"] * conf["chunk_length"] == (
         ref["batch_size"] * ref["chunk_length"]
     )

