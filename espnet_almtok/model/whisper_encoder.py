@@ -11,12 +11,15 @@ PyTorch layers that compute what CTranslate2 computes (checked against it in
 import re
 import struct
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from espnet_almtok.prior.features import whisper_model_dir
+from espnet_almtok.utils.audio import SAMPLE_RATE
 
 # Whisper's front end: 25 ms windows every 10 ms at 16 kHz, 80 mel bands.
 N_FFT = 400
@@ -71,11 +74,14 @@ class WhisperEncoder(nn.Module):
     Args:
         dim: Width of the encoder.
         num_heads: Attention heads.
+        ffn_dim: Width of the feed-forward layers.
         num_layers: Transformer layers.
         max_frames: Positions of the sinusoidal encodings (1500: 30 s).
     """
 
-    def __init__(self, dim: int, num_heads: int, num_layers: int, max_frames: int):
+    def __init__(
+        self, dim: int, num_heads: int, ffn_dim: int, num_layers: int, max_frames: int
+    ):
         super().__init__()
         self.conv1 = nn.Conv1d(N_MELS, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
@@ -84,7 +90,7 @@ class WhisperEncoder(nn.Module):
             nn.TransformerEncoderLayer(
                 dim,
                 num_heads,
-                4 * dim,
+                ffn_dim,
                 dropout=0.0,
                 activation="gelu",
                 batch_first=True,
@@ -95,24 +101,25 @@ class WhisperEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         from faster_whisper.feature_extractor import FeatureExtractor
 
-        filters = FeatureExtractor.get_mel_filters(16000, N_FFT, n_mels=N_MELS)
+        filters = FeatureExtractor.get_mel_filters(SAMPLE_RATE, N_FFT, n_mels=N_MELS)
         self.register_buffer("mel_filters", torch.from_numpy(filters).float())
         self.register_buffer("window", torch.hann_window(N_FFT))
 
     @classmethod
-    def from_ctranslate2(cls, model_dir: Union[str, Path]) -> "WhisperEncoder":
-        """The encoder of the CTranslate2 Whisper model in ``model_dir``."""
-        path = Path(model_dir) / "model.bin"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{model_dir} is not a CTranslate2 Whisper directory (no model.bin)"
-            )
+    def from_ctranslate2(
+        cls, model_dir: Optional[Union[str, Path]] = None
+    ) -> "WhisperEncoder":
+        """The encoder of the CTranslate2 Whisper model in ``model_dir`` (None:
+        tiny.en of the ``[eval]`` extra's wheel)."""
+        model_dir = None if model_dir is None else str(model_dir)
+        path = Path(whisper_model_dir(model_dir)) / "model.bin"
         v = read_ctranslate2(path, "encoder/")
         if "conv1/weight" not in v:
             raise ValueError(f"{path}: no Whisper encoder in this model")
         num_layers = len({k.split("/")[0] for k in v if re.match(r"layer_\d+/", k)})
         max_frames, dim = v["position_encodings/encodings"].shape
-        encoder = cls(dim, int(v["num_heads"]), num_layers, max_frames)
+        ffn_dim = v["layer_0/ffn/linear_0/weight"].shape[0]
+        encoder = cls(dim, int(v["num_heads"]), ffn_dim, num_layers, max_frames)
         state = {
             "positions": v["position_encodings/encodings"],
             "norm.weight": v["layer_norm/gamma"],
@@ -152,6 +159,15 @@ class WhisperEncoder(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Encoder frames (B, ceil(L / 320), dim) of 16 kHz audio (B, L)."""
+        return self.hidden_states(wav)[-1]
+
+    def hidden_states(self, wav: torch.Tensor) -> List[torch.Tensor]:
+        """Each layer's frames (B, ceil(L / 320), dim) of 16 kHz audio (B, L).
+
+        Whisper's layers add to an unnormalized residual stream, whose scale
+        grows with depth; each is layer-normalized (without gains) to weigh
+        alike. The last is the encoder's output, with its own final norm.
+        """
         x = F.gelu(self.conv1(self.log_mel(wav)))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         if x.size(1) > self.positions.size(0):
@@ -160,6 +176,9 @@ class WhisperEncoder(nn.Module):
                 f"samples (30 s), got {wav.size(-1)}"
             )
         x = x + self.positions[: x.size(1)]
+        states = []
         for layer in self.layers:
             x = layer(x)
-        return self.norm(x)
+            states.append(F.layer_norm(x, x.shape[-1:]))
+        states[-1] = self.norm(x)
+        return states

