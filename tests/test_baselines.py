@@ -366,6 +366,14 @@ def test_small16k_ablations_change_one_thing(name, changed):
     assert diff == {f"codec_conf.generator_params.{k}" for k in changed}
 
 
+def test_small16k_stage2_content_adds_only_the_content_loss():
+    conf, diff = small16k_ablation("stage2_content")
+    # content_loss_params' one key is its default (null): not a change.
+    assert diff == {"codec_conf.lambda_content"}
+    assert conf["codec_conf.content_loss_params.checkpoint"] is None
+    assert conf["codec_conf.lambda_content"] > 0
+
+
 def test_small16k_gan_finetune_changes_only_the_gan_and_the_budget():
     conf, diff = small16k_ablation("gan_finetune")
     assert diff == {
