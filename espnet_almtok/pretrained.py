@@ -68,8 +68,9 @@ def model_paths(model_dir: PathLike) -> Tuple[Path, Path]:
 
 
 def package(train_config: PathLike, model_file: PathLike, out_dir: PathLike) -> Path:
-    """Write ``config.yaml`` (without ``TRAINING_ONLY_CONF``) and ``model.pth``
-    (inference weights only) to ``out_dir``; the model card is written by hand.
+    """Write ``config.yaml`` (without ``TRAINING_ONLY_CONF``; codebooks from the
+    model file) and ``model.pth`` (inference weights only) to ``out_dir``; the
+    model card is written by hand.
 
     Returns:
         The written model file.
@@ -80,6 +81,15 @@ def package(train_config: PathLike, model_file: PathLike, out_dir: PathLike) -> 
     for key in TRAINING_ONLY_CONF:
         if config.get("codec_conf", {}).pop(key, None) is not None:
             logging.info(f"left out codec_conf.{key}: training only")
+    quantizer = (
+        config.get("codec_conf", {}).get("generator_params", {}).get("quantizer_params")
+    )
+    if quantizer is not None:
+        # The model file carries the codebooks: not the k-means file, nor a
+        # random init that the log would report.
+        for key in ("codebook_file", "random_codebooks_for_debugging"):
+            quantizer.pop(key, None)
+        quantizer["codebook_init"] = "model_file"
     state = torch.load(model_file, map_location="cpu", weights_only=True)
     kept = {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY)}
     logging.info(f"kept {len(kept)} of {len(state)} tensors of {model_file}")

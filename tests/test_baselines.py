@@ -92,7 +92,7 @@ def models():
         torch.manual_seed(0)
         codec = build_codec(path)
         quantizer = getattr(codec.generator, "quantizer", None)
-        if getattr(quantizer, "missing_file", None) is not None:
+        if getattr(quantizer, "unset_codebooks", None) is not None:
             quantizer.codebooks.data.normal_()
         built[name] = codec
     return built
@@ -297,8 +297,9 @@ def test_trainable_codebooks_from_a_file_or_random(tmp_path):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]  # the codebook loss moves entries to the data
-    with pytest.raises(ValueError, match="codebook_init: random takes no"):
-        SemanticPriorRVQ(4, codebook_init="random", codebook_file=str(path))
+    for init in ("random", "model_file"):
+        with pytest.raises(ValueError, match=f"codebook_init: {init} takes no"):
+            SemanticPriorRVQ(4, codebook_init=init, codebook_file=str(path))
     with pytest.raises(ValueError, match="unknown codebook_init 'kmean'"):
         SemanticPriorRVQ(4, codebook_init="kmean", codebook_file=str(path))
 

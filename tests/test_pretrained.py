@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from espnet_almtok.bin.package_model import main as package_main
 from espnet_almtok.bin.resynth import main as resynth_main
@@ -40,6 +41,14 @@ def test_package_keeps_what_inference_needs(model_dir, tmp_path, speechlike):
     )
     assert not any(".generator.mae" in k or ".generator.ar." in k for k in kept)
     assert model.stat().st_size < (model_dir / "model.pth").stat().st_size
+    # The codebooks come from the model file, and without it are refused.
+    packaged = yaml.safe_load((out / "config.yaml").read_text())
+    quantizer = packaged["codec_conf"]["generator_params"]["quantizer_params"]
+    assert quantizer["codebook_init"] == "model_file"
+    assert "codebook_file" not in quantizer
+    bare = load_codec(out / "config.yaml", "cpu").eval()
+    with pytest.raises(FileNotFoundError, match="model_file, but no model file"):
+        bare.encode(speechlike(16000)[None])
     # Loaded from another directory, the packaged model codes as the full one.
     x = speechlike(16000)[None]
     codecs = [

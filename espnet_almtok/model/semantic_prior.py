@@ -190,7 +190,7 @@ def fold_in(
         spread.lerp_(centred.t() @ centred / x.size(0), momentum)
 
 
-CODEBOOK_INITS = ("kmeans", "random")
+CODEBOOK_INITS = ("kmeans", "random", "model_file")
 
 
 class SemanticPriorRVQ(nn.Module):
@@ -205,8 +205,9 @@ class SemanticPriorRVQ(nn.Module):
             (see the module docstring); None keeps all ``codebook_dim``.
         codebook_file: Path of the k-means codebook file (see module docstring),
             read when ``codebook_init`` is ``kmeans``.
-        codebook_init: ``kmeans`` (the semantic prior, from ``codebook_file``)
-            or ``random`` (standard-normal entries, no prior).
+        codebook_init: ``kmeans`` (the semantic prior, from ``codebook_file``),
+            ``random`` (standard-normal entries, no prior) or ``model_file``
+            (a packaged model's: unset until its state dict fills them).
         trainable_codebooks: Make the codebooks parameters that learn through
             a VQ-VAE codebook loss (added to the commitment loss) instead of
             frozen buffers. An ablation: the method keeps the prior frozen.
@@ -261,7 +262,7 @@ class SemanticPriorRVQ(nn.Module):
             )
         if not 0 < usage_decay < 1:
             raise ValueError(f"usage_decay must lie in (0, 1), got {usage_decay}")
-        self.missing_file = None
+        self.unset_codebooks = None
         # Width of the nearest-entry search (and of the stored codebooks).
         search_dim = pca_dim or codebook_dim
         prior_map = (None, None)
@@ -280,12 +281,12 @@ class SemanticPriorRVQ(nn.Module):
             )
         if random_codebooks_for_debugging:
             codebook_init = "random"
+        if codebook_init != "kmeans" and codebook_file is not None:
+            raise ValueError(
+                f"codebook_init: {codebook_init} takes no codebook_file; "
+                "use codebook_init: kmeans to read it"
+            )
         if codebook_init == "random":
-            if codebook_file is not None:
-                raise ValueError(
-                    "codebook_init: random takes no codebook_file; "
-                    "use codebook_init: kmeans to read it"
-                )
             if trainable_codebooks:
                 logging.info("Trainable codebooks, random init (no semantic prior)")
             else:
@@ -302,13 +303,17 @@ class SemanticPriorRVQ(nn.Module):
             logging.info(
                 f"Loaded semantic-prior codebooks from {codebook_file}: {meta}"
             )
-        elif codebook_file is not None:
+        elif codebook_file is not None or codebook_init == "model_file":
             # A trained model file carries the codebooks: building it elsewhere
             # (e.g. ESPnet's AudioCoding) must not need the k-means file. NaN
             # marks them unset until a state dict fills them; using them unset
-            # is an error that names the file.
+            # is an error that says where they should have come from.
             books = torch.full((n_q, codebook_size, search_dim), float("nan"))
-            self.missing_file = codebook_file
+            self.unset_codebooks = (
+                f"codebook file {codebook_file} does not exist and no model file"
+                if codebook_file is not None
+                else "codebook_init is model_file, but no model file"
+            )
         else:
             raise ValueError(
                 "the quantizer needs codebook_file (written by the k-means stage); "
@@ -346,14 +351,11 @@ class SemanticPriorRVQ(nn.Module):
     def _check_loaded(self):
         # Checked until a state dict has filled the codebooks, then never again:
         # the NaN test syncs with the GPU, which a training step should not do.
-        if self.missing_file is None:
+        if self.unset_codebooks is None:
             return
         if torch.isnan(self.codebooks).any():
-            raise FileNotFoundError(
-                f"codebook file {self.missing_file} does not exist and no model "
-                "file supplied the codebooks"
-            )
-        self.missing_file = None
+            raise FileNotFoundError(f"{self.unset_codebooks} supplied the codebooks")
+        self.unset_codebooks = None
 
     def project(
         self, h: torch.Tensor, valid: torch.Tensor, batch_stats: bool
