@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT, TINY, codec_conf
 
 from espnet_almtok.bin.count_params import main
+from espnet_almtok.eval.benchmark import read_config
 from espnet_almtok.eval.params import build_codec, codec_counts
 from espnet_almtok.model.codec import ALMTokenizer
 from espnet_almtok.model.semantic_prior import (
@@ -26,6 +27,7 @@ from espnet_almtok.model.semantic_prior import (
 )
 
 GPU_REF = ROOT / "conf/train_almtok_stage2.yaml"
+SMALL16K_REF = ROOT / "conf/tuning/train_almtok_small16k_stage2.yaml"
 TINY_REF = TINY[2]
 BASELINES = ["soundstream", "dac"]
 ABLATIONS = {
@@ -45,6 +47,14 @@ CONFIGS = {
 
 def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def baseline_config(size: str, baseline: str) -> Path:
+    """A baseline's config: GPU-sized at the top of conf/baselines, the
+    CPU sizes under tuning/ with the size as suffix."""
+    if size == "gpu":
+        return ROOT / f"conf/baselines/train_{baseline}.yaml"
+    return ROOT / f"conf/baselines/tuning/train_{baseline}_{size}.yaml"
 
 
 def changed_keys(a, b):
@@ -153,7 +163,7 @@ def test_tiny_configs_match_bitrate_and_size(models, reference, name):
 @pytest.mark.parametrize("baseline", BASELINES)
 def test_gpu_baselines_match_bitrate_and_size(gpu_reference, baseline):
     ref = gpu_reference
-    counts = codec_counts(build_codec(ROOT / f"conf/baselines/train_{baseline}.yaml"))
+    counts = codec_counts(build_codec(baseline_config("gpu", baseline)))
     assert ref["bitrate"] == counts["bitrate"] == pytest.approx(412.5)
     assert nominal_bitrate(counts["meta_info"]) == pytest.approx(412.5)
     assert counts["meta_info"]["fs"] == 24000
@@ -182,13 +192,32 @@ def test_one_training_step_of_each_model(stepped, name):
         assert torch.isfinite(step["d"]["loss"]) and step["d"]["optim_idx"] == 1
 
 
-@pytest.mark.parametrize("size", ["gpu", "tiny"])
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_small16k_baselines_match_bitrate_and_size(baseline):
+    ref = codec_counts(build_codec(SMALL16K_REF))
+    counts = codec_counts(build_codec(baseline_config("small16k", baseline)))
+    assert ref["bitrate"] == counts["bitrate"] == pytest.approx(412.5)
+    assert nominal_bitrate(counts["meta_info"]) == pytest.approx(412.5)
+    assert counts["meta_info"]["fs"] == 16000
+    assert abs(counts["codec_path"] / ref["codec_path"] - 1) <= 0.1
+
+
+def test_small16k_benchmark_trains_the_matched_baselines():
+    conf = read_config(str(ROOT / "conf/tuning/benchmark_small16k.yaml"))
+    systems = conf["systems"]
+    assert systems["almtok"].stage2_config == str(SMALL16K_REF.relative_to(ROOT))
+    assert conf["baselines"] == BASELINES
+    for baseline in BASELINES:
+        path = baseline_config("small16k", baseline).relative_to(ROOT)
+        assert systems[baseline].stage2_config == str(path)
+        assert not systems[baseline].two_stage
+
+
+@pytest.mark.parametrize("size", ["gpu", "small16k", "tiny"])
 @pytest.mark.parametrize("baseline", BASELINES)
 def test_baselines_train_with_the_same_settings(size, baseline):
-    ref = load(GPU_REF if size == "gpu" else TINY_REF)
-    suffix = "" if size == "gpu" else "_tiny"
-    sub = "" if size == "gpu" else "tuning/"
-    conf = load(ROOT / f"conf/baselines/{sub}train_{baseline}{suffix}.yaml")
+    ref = load({"gpu": GPU_REF, "small16k": SMALL16K_REF, "tiny": TINY_REF}[size])
+    conf = load(baseline_config(size, baseline))
     hop = math.prod(conf["codec_conf"]["generator_params"]["encdec_ratios"])
     for c in (conf, ref):
         c.pop("codec"), c.pop("codec_conf")
@@ -360,6 +389,20 @@ def test_small16k_semantic_ablations_change_only_the_teacher_keys(name, changed)
             "dead_codes",
             {"quantizer_params.dead_code_threshold", "quantizer_params.usage_decay"},
         ),
+        ("no_mae", {"mae_params.num_layers", "mae_params.num_heads"}),
+        (
+            "no_ar",
+            {
+                f"ar_params.{k}"
+                for k in ("target_layer", "dim", "num_layers", "num_heads")
+            },
+        ),
+        ("strided", {"window_sizes", "compression"}),
+        (
+            "random_codebooks",
+            {"quantizer_params.codebook_file", "quantizer_params.codebook_init"},
+        ),
+        ("single_stage", set()),
     ],
 )
 def test_small16k_ablations_change_one_thing(name, changed):
