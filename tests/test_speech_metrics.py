@@ -41,6 +41,7 @@ def voices(tmp_path_factory):
         rms=flite(tmp, "rms", SENTENCE),
         rms_other=flite(tmp, "rms", "The birch canoe slid on the smooth planks."),
         slt=flite(tmp, "slt", "The birch canoe slid on the smooth planks."),
+        yes=flite(tmp, "rms", "Yes."),
     )
 
 
@@ -59,7 +60,7 @@ def test_identical_audio(scorer, voices):
     x = voices["rms"]
     out = scorer(x, x, 16000, text=SENTENCE)
     assert scorer.metrics == [
-        "wer", "wer_orig", "dwer", "dnsmos", "dnsmos_orig", "spk_sim"
+        "wer", "wer_orig", "dwer", "dwer_capped", "dnsmos", "dnsmos_orig", "spk_sim"
     ]  # fmt: skip
     assert set(out.values) == set(scorer.metrics)
     assert out.counts["dwer"] == dict(errors=0, words=7)
@@ -86,6 +87,15 @@ def test_known_sentence_has_a_known_wer(scorer, voices):
     assert plain.values["dwer"] == 0
 
 
+def test_dwer_capped_caps_each_utterance_at_one(scorer, voices):
+    # A one-word original heard as a whole sentence: dWER 7, capped 1.
+    out = scorer(voices["yes"], voices["rms"], 16000)
+    assert out.values["dwer"] > 1
+    assert out.values["dwer_capped"] == 1
+    same = scorer(voices["rms"], voices["rms"], 16000)
+    assert same.values["dwer_capped"] == same.values["dwer"] == 0
+
+
 def test_silence_rates_low_and_speakers_differ(scorer, voices):
     x = voices["rms"]
     silent = scorer(x, np.zeros_like(x), 16000).values
@@ -105,7 +115,7 @@ def test_a_missing_package_skips_its_metric(monkeypatch, caplog):
     )
     with caplog.at_level(logging.WARNING):
         scorer = SpeechScorer()
-    assert scorer.metrics == ["wer", "wer_orig", "dwer"]
+    assert scorer.metrics == ["wer", "wer_orig", "dwer", "dwer_capped"]
     assert "'speechmos' is not installed" in caplog.text
     assert "'resemblyzer' is not installed" in caplog.text
 
@@ -152,10 +162,15 @@ def test_score_cli_writes_the_speech_metrics(tmp_path, voices):
     assert metrics["spk_sim"]["mean"] == pytest.approx(
         np.mean([float(r["spk_sim"]) for r in rows.values()])
     )
+    # dWER capped: each utterance's dWER capped at 1, averaged over utterances.
+    capped = [min(1.0, float(r["dwer"])) for r in rows.values()]
+    assert [float(r["dwer_capped"]) for r in rows.values()] == capped
+    assert metrics["dwer_capped"]["mean"] == pytest.approx(np.mean(capped))
     said = (tmp_path / "score/transcripts.tsv").read_text().splitlines()
     assert said[0] == "utt_id\ttext\torig\trecon" and said[1].startswith("same\tOpen")
     table = (tmp_path / "score/summary.md").read_text().splitlines()
-    assert "| WER | WER orig | dWER | DNSMOS | DNSMOS orig | spk sim |" in table[0]
+    header = "| WER | WER orig | dWER | dWER capped | DNSMOS | DNSMOS orig | spk sim |"
+    assert header in table[0]
 
 
 def test_speech_utts_scores_a_spread_subset(tmp_path, voices):

@@ -98,11 +98,12 @@ METRICS = (
     ("stoi", "STOI", False),
     ("wer", "WER", True),
     ("dwer", "dWER", True),
+    ("dwer_capped", "dWER capped", True),
     ("dnsmos", "DNSMOS", False),
     ("spk_sim", "spk sim", False),
 )
 LOWER_IS_BETTER = {metric: low for metric, _, low in METRICS}
-CLAIM_METRICS = ("mel_distance", "stoi", "dwer")
+CLAIM_METRICS = ("mel_distance", "stoi", "dwer", "dwer_capped")
 
 
 @dataclass

@@ -15,7 +15,7 @@ the reference length (see ``espnet_almtok.eval.metrics``).
 
 With ``--speech_metrics true`` (the default) the field's speech metrics of
 ``espnet_almtok.eval.speech_metrics`` are added, those whose package is installed:
-``dwer``, ``dnsmos``, ``dnsmos_orig`` and ``spk_sim`` always, ``wer`` and
+``dwer``, ``dwer_capped``, ``dnsmos``, ``dnsmos_orig`` and ``spk_sim`` always, ``wer`` and
 ``wer_orig`` for the utterances that ``--text`` (a Kaldi ``text`` file) has.
 They cost seconds an utterance (Whisper on the reference and the
 reconstruction): ``--speech_utts N`` computes them on N utterances spread
@@ -35,7 +35,8 @@ Files written to ``--out_dir``, each under a temporary name and then renamed,
   speech metrics), ``ref_scp``, ``hyp_scp``,
   ``metrics`` (per metric: ``mean`` over the utterances where it is defined, or
   null if none, ``count`` of those, ``num_nan`` of the others; for the WERs
-  ``mean`` is the pooled WER, total errors over total reference words) and
+  ``mean`` is the pooled WER, total errors over total reference words, and
+  for ``dwer_capped`` the mean per utterance) and
   ``decode`` (the decoder's ``decode_stats.json`` plus ``real_bitrate`` in
   bit/s and ``encode_rtf`` / ``decode_rtf``; null without ``--decode_stats``).
 - ``summary.md``: the ``summarize`` table with this directory's row alone.

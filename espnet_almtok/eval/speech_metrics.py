@@ -12,6 +12,9 @@ offline, from files inside their wheels:
   ``wer_orig`` the original's, ``dwer`` the reconstruction's against the
   original's transcript (no text needed). Words are compared after
   ``normalize_text``.
+- ``dwer_capped``: each utterance's ``dwer`` capped at 1, so that summaries
+  average it per utterance: one clip Whisper hallucinates on (a dWER of 5 on a
+  few words) cannot outweigh the rest, as it can in the pooled ``dwer``.
 - ``dnsmos``, ``dnsmos_orig``: DNSMOS P.835 OVRL (about 1 to 5) from
   ``speechmos`` (ONNX models in its wheel).
 - ``spk_sim``: cosine similarity of ``resemblyzer`` speaker embeddings of the
@@ -181,7 +184,8 @@ class SpeakerSimilarity:
 
 
 class SpeechScorer:
-    """``wer``, ``wer_orig``, ``dwer``, ``dnsmos``, ``dnsmos_orig``, ``spk_sim``.
+    """``wer``, ``wer_orig``, ``dwer``, ``dwer_capped``, ``dnsmos``, ``dnsmos_orig``,
+    ``spk_sim``.
 
     Metrics whose package is missing are skipped (see the module docstring);
     ``metrics`` lists the ones this scorer computes.
@@ -194,7 +198,7 @@ class SpeechScorer:
         self.dnsmos = _import("dnsmos") is not None
         self.spk = SpeakerSimilarity() if _import("spk_sim") else None
         self.metrics = (
-            (["wer", "wer_orig", "dwer"] if self.asr else [])
+            (["wer", "wer_orig", "dwer", "dwer_capped"] if self.asr else [])
             + (["dnsmos", "dnsmos_orig"] if self.dnsmos else [])
             + (["spk_sim"] if self.spk else [])
         )
@@ -222,6 +226,8 @@ class SpeechScorer:
                 m: math.nan if c is None else c["errors"] / c["words"]
                 for m, c in counts.items()
             }
+            dwer = values["dwer"]
+            values["dwer_capped"] = dwer if math.isnan(dwer) else min(dwer, 1.0)
         if self.dnsmos:
             values["dnsmos"] = dnsmos_ovrl(hyp, fs, utt_id)
             values["dnsmos_orig"] = dnsmos_ovrl(ref, fs, utt_id)

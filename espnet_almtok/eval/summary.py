@@ -37,6 +37,7 @@ COLUMNS = (
     ("WER", "metrics", "wer", "{:.3f}"),
     ("WER orig", "metrics", "wer_orig", "{:.3f}"),
     ("dWER", "metrics", "dwer", "{:.3f}"),
+    ("dWER capped", "metrics", "dwer_capped", "{:.3f}"),
     ("DNSMOS", "metrics", "dnsmos", "{:.2f}"),
     ("DNSMOS orig", "metrics", "dnsmos_orig", "{:.2f}"),
     ("spk sim", "metrics", "spk_sim", "{:.3f}"),
