@@ -15,8 +15,8 @@ the reference length (see ``espnet_almtok.eval.metrics``).
 
 With ``--speech_metrics true`` (the default) the field's speech metrics of
 ``espnet_almtok.eval.speech_metrics`` are added, those whose package is installed:
-``dwer``, ``dwer_capped``, ``dnsmos``, ``dnsmos_orig`` and ``spk_sim`` always, ``wer`` and
-``wer_orig`` for the utterances that ``--text`` (a Kaldi ``text`` file) has.
+``dwer``, ``dwer_capped``, ``dnsmos``, ``dnsmos_orig`` and ``spk_sim`` always,
+``wer`` and ``wer_orig`` for the utterances that ``--text`` (a Kaldi ``text`` file) has.
 They cost seconds an utterance (Whisper on the reference and the
 reconstruction): ``--speech_utts N`` computes them on N utterances spread
 evenly over the scp order (the same N for every system scored on the set).
