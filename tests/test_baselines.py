@@ -8,6 +8,7 @@ settings, and for each ablation that the ablated part is really off.
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -563,3 +564,19 @@ def test_losatok_ablations_turn_one_loss_off(name, changed):
         f"train_losatok_small16k_{name}.yaml" in str(spec.values())
         for spec in bench["systems"].values()
     )
+
+
+def test_encoder_signal_share_sees_the_init_that_collapses_the_baselines():
+    """ESPnet's SoundStream at its own init passes almost none of the input
+    through its encoder; the He init keeps most of it (local/
+    encoder_signal_share.py, the measurement behind the small16k benchmark)."""
+    sys.path.insert(0, str(ROOT / "local"))
+    from encoder_signal_share import encoder_of, signal_share
+
+    config = str(ROOT / "conf/baselines/tuning/train_soundstream_small16k.yaml")
+    torch.manual_seed(1)
+    wav = torch.randn(2, 1, 16000) * 0.1
+    own = signal_share(encoder_of(config, None, he=False), wav)
+    he = signal_share(encoder_of(config, None, he=True), wav)
+    assert own["signal_share"] < 0.01 < 0.5 < he["signal_share"]
+    assert own["louder_change"] < 0.01 < he["louder_change"]
