@@ -6,8 +6,9 @@ one sound; that is how every early model here failed (README, "Training
 health"), and how ESPnet's SoundStream and DAC collapsed in the small16k
 benchmark. For each config, with its model's own init or, with ``--he``, also
 after ``init_variance_preserving`` on the encoder (the init this project's codecs
-use), or from a trained ``--model_file``, reports on ``--clips`` clips of
-``--wav_scp``, cut to ``--seconds``:
+use), or from a trained ``--model_file`` (with the run's ``config.yaml`` as
+``--config``), reports on ``--clips`` clips of
+``--wav_scp`` at the codec's rate, cut to ``--seconds``:
 
 - ``signal_share``: variance of the encoder frames over clips and time, as a
   share of their mean square (0: a constant output; 1: no constant part);
@@ -18,17 +19,22 @@ Example (the real-audio recipe)::
     python3 local/encoder_signal_share.py --wav_scp dump/raw/test_en/wav.scp --he \\
         --config conf/baselines/tuning/train_soundstream_small16k.yaml \\
         --config conf/baselines/tuning/train_dac_small16k.yaml --out share.json
+    python3 local/encoder_signal_share.py --wav_scp dump/raw/test_en/wav.scp \\
+        --config exp/bench_small16k/almtok_dac/stage2/config.yaml \\
+        --model_file exp/bench_small16k/almtok_dac/stage2/latest.pth --out dac.json
 """
 
 import argparse
 import json
 from typing import Dict, Optional
 
-import soundfile as sf
 import torch
+import yaml
 
 from espnet_almtok.eval.params import build_codec
 from espnet_almtok.model.initialization import init_variance_preserving
+from espnet_almtok.speechlm.dump import load_codec
+from espnet_almtok.utils.audio import load_audio
 
 
 def signal_share(encoder: torch.nn.Module, wav: torch.Tensor) -> Dict[str, float]:
@@ -43,14 +49,25 @@ def signal_share(encoder: torch.nn.Module, wav: torch.Tensor) -> Dict[str, float
 
 
 def encoder_of(config: str, model_file: Optional[str], he: bool) -> torch.nn.Module:
-    """The config's generator encoder, initialised with seed 0 or loaded."""
+    """The config's generator encoder: initialised with seed 0, or loaded from
+    ``model_file`` as ESPnet loads a codec (``config``: the run's config.yaml)."""
     torch.manual_seed(0)
-    codec = build_codec(config)
-    if model_file:
-        state = torch.load(model_file, map_location="cpu")
-        codec.load_state_dict({k.removeprefix("codec."): v for k, v in state.items()})
+    codec = load_codec(config, model_file, "cpu") if model_file else build_codec(config)
     encoder = codec.generator.encoder
     return init_variance_preserving(encoder) if he else encoder
+
+
+def clips(wav_scp: str, num: int, seconds: float, fs: int) -> torch.Tensor:
+    """The first ``num`` clips of ``wav_scp`` at least ``seconds`` long, cut to
+    it, as a batch (num, 1, seconds * fs)."""
+    length, batch = int(seconds * fs), []
+    for line in open(wav_scp).read().splitlines():
+        wav = load_audio(line.split(maxsplit=1)[1], fs)
+        if len(wav) >= length:
+            batch.append(wav[:length])
+        if len(batch) == num:
+            break
+    return torch.stack(batch)[:, None]
 
 
 def main():
@@ -67,16 +84,10 @@ def main():
     args = parser.parse_args()
     if args.model_file and len(args.config) != 1:
         parser.error("--model_file goes with one --config")
-    clips = []
-    for line in open(args.wav_scp).read().splitlines():
-        wav, fs = sf.read(line.split(maxsplit=1)[1], dtype="float32")
-        if len(wav) >= args.seconds * fs:
-            clips.append(torch.from_numpy(wav[: int(args.seconds * fs)]))
-        if len(clips) == args.clips:
-            break
-    batch = torch.stack(clips)[:, None]
     results = {}
     for config in args.config:
+        fs = yaml.safe_load(open(config))["codec_conf"]["sampling_rate"]
+        batch = clips(args.wav_scp, args.clips, args.seconds, fs)
         inits = {"trained" if args.model_file else "own": False}
         if args.he and not args.model_file:
             inits["he"] = True
@@ -87,7 +98,7 @@ def main():
         print(config, json.dumps(results[config]))
     with open(args.out, "w") as f:
         json.dump(
-            dict(clips=len(clips), seconds=args.seconds, results=results), f, indent=2
+            dict(clips=len(batch), seconds=args.seconds, results=results), f, indent=2
         )
 
 

@@ -145,11 +145,6 @@ def stepped(models):
     return results
 
 
-@pytest.fixture(scope="module")
-def gpu_reference():
-    return codec_counts(build_codec(GPU_REF))
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_tiny_configs_match_bitrate_and_size(models, reference, name):
     counts = codec_counts(models[name])
@@ -161,15 +156,18 @@ def test_tiny_configs_match_bitrate_and_size(models, reference, name):
     assert abs(ratio - 1) <= 0.2, ratio
 
 
+@pytest.mark.parametrize(
+    "size, fs, tolerance", [("gpu", 24000, 0.2), ("small16k", 16000, 0.1)]
+)
 @pytest.mark.parametrize("baseline", BASELINES)
-def test_gpu_baselines_match_bitrate_and_size(gpu_reference, baseline):
-    ref = gpu_reference
-    counts = codec_counts(build_codec(baseline_config("gpu", baseline)))
+def test_baselines_match_bitrate_and_size(size, fs, tolerance, baseline):
+    ref = codec_counts(build_codec(GPU_REF if size == "gpu" else SMALL16K_REF))
+    counts = codec_counts(build_codec(baseline_config(size, baseline)))
     assert ref["bitrate"] == counts["bitrate"] == pytest.approx(412.5)
     assert nominal_bitrate(counts["meta_info"]) == pytest.approx(412.5)
-    assert counts["meta_info"]["fs"] == 24000
+    assert counts["meta_info"]["fs"] == fs
     assert set(ref["training_only"]) == {"mae", "ar"}
-    assert abs(counts["codec_path"] / ref["codec_path"] - 1) <= 0.2
+    assert abs(counts["codec_path"] / ref["codec_path"] - 1) <= tolerance
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -191,16 +189,6 @@ def test_one_training_step_of_each_model(stepped, name):
     assert step["stats"]["mel_loss"] > 0
     if name in BASELINE_NAMES:
         assert torch.isfinite(step["d"]["loss"]) and step["d"]["optim_idx"] == 1
-
-
-@pytest.mark.parametrize("baseline", BASELINES)
-def test_small16k_baselines_match_bitrate_and_size(baseline):
-    ref = codec_counts(build_codec(SMALL16K_REF))
-    counts = codec_counts(build_codec(baseline_config("small16k", baseline)))
-    assert ref["bitrate"] == counts["bitrate"] == pytest.approx(412.5)
-    assert nominal_bitrate(counts["meta_info"]) == pytest.approx(412.5)
-    assert counts["meta_info"]["fs"] == 16000
-    assert abs(counts["codec_path"] / ref["codec_path"] - 1) <= 0.1
 
 
 def test_small16k_benchmark_trains_the_matched_baselines():
