@@ -1,4 +1,6 @@
-"""Register ``codec: almtokenizer`` and ``codec: losatok`` with ESPnet, unasked.
+"""Register ``codec: almtokenizer`` and ``codec: losatok`` with ESPnet, unasked,
+and ``codec: soundstream_he`` and ``dac_he``: ESPnet's SoundStream and DAC with
+the init our codecs use (``with_variance_preserving_init``).
 
 ESPnet 202511 has no plugin entry point for codecs: the stock CLIs only accept
 names in ``espnet2.tasks.gan_codec.codec_choices``. The ``espnet_almtok.pth``
@@ -21,6 +23,8 @@ import sys
 import warnings
 
 NAMES = ("almtokenizer", "losatok")
+# ESPnet codecs registered again as f"{name}_he" with the variance-preserving init.
+BASELINES = ("soundstream", "dac")
 SPEECHLM_202412 = "espnet_almtok.speechlm.espnet202412"
 # Module: (the attribute the hook adapts, the hook).
 HOOKS = {
@@ -67,13 +71,20 @@ def register(module) -> None:
     """
     try:
         from espnet_almtok.model.codec import ALMTokenizer
+        from espnet_almtok.model.initialization import with_variance_preserving_init
         from espnet_almtok.model.losatok import LoSATok
     except Exception as e:  # noqa: BLE001 - any import failure, reported
         warnings.warn(f"espnet_almtok: cannot register codecs {NAMES}: {e!r}")
         return
 
+    classes = module.codec_choices.classes
     for name, cls in zip(NAMES, (ALMTokenizer, LoSATok)):
-        module.codec_choices.classes.setdefault(name, cls)
+        classes.setdefault(name, cls)
+    for name in BASELINES:
+        if name in classes:
+            classes.setdefault(
+                f"{name}_he", with_variance_preserving_init(classes[name])
+            )
     task = module.GANCodecTask
     build_model = task.build_model.__func__
     if getattr(build_model, "_almtok", False):

@@ -253,3 +253,19 @@ def test_read_results_keeps_the_model_rows_only(tmp_path):
     exp.mkdir(parents=True)
     (exp / "RESULTS.json").write_text(json.dumps(dict(results=rows)))
     assert read_results(exp) == {"test_en": rows[0]}
+
+
+def test_a_systems_train_args_reach_its_training_only(tmp_path):
+    """``train_args`` (e.g. ``--codec soundstream_he``) follow the budget's
+    options in ``--train_args`` of that system's recipe call, not the others'."""
+    systems = {**SYSTEMS, "ss_he": {"config": "ss.yaml", "train_args": "--codec x"}}
+    conf = read_config(write(tmp_path, systems=systems))
+    args = argparse.Namespace(expdir="exp", out_dir="out", ngpu=0, run="run.sh")
+    bench = Benchmark(conf, args)
+    ran = []
+    bench.run = lambda cmd, what: ran.append(cmd[cmd.index("--train_args") + 1])
+    bench.window = lambda system: "fixed"
+    for name in ("soundstream", "ss_he"):
+        bench.train(conf["systems"][name])
+    budget = "--max_epoch 2 --num_iters_per_epoch 2"
+    assert ran == [budget, f"{budget} --codec x"]

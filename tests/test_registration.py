@@ -24,9 +24,13 @@ def test_interpreter_start_stays_light():
 def test_codec_choices_know_almtokenizer_without_user_imports():
     code = (
         "from espnet2.tasks.gan_codec import codec_choices, GANCodecTask;"
-        "print(codec_choices.get_class('almtokenizer').__name__)"
+        "print(*(codec_choices.get_class(n).__name__ for n in "
+        "('almtokenizer', 'soundstream_he', 'dac_he')));"
+        "print(codec_choices.get_class('dac_he').__base__.__name__)"
     )
-    assert run(code).splitlines()[-1] == "ALMTokenizer"
+    names, base = run(code).splitlines()[-2:]
+    assert names == "ALMTokenizer SoundStreamVariancePreserving DACVariancePreserving"
+    assert base == "DAC"
 
 
 def test_install_after_espnet_was_imported_registers_at_once():

@@ -46,12 +46,15 @@ The benchmark config (YAML; unknown keys are refused)::
     systems:
       almtok: {stage1_config: A.yaml, stage2_config: B.yaml}
       soundstream: {config: C.yaml}                  # one-stage
+      soundstream_he: {config: C.yaml, train_args: "--codec soundstream_he"}
       no_mae: {stage2_config: D.yaml, stage1_from: almtok}
     probe: {train_set: train_speech, test_set: test_speech, steps: 300}
     speed: {systems: [almtok, soundstream, dac], durations: [10, 60, 600]}
     chunk: {test_set: test_speech, chunk_seconds: 1.0, boundary_seconds: 0.2}
     anchors: [codec2_450, codec2_700c, codec2_1300, opus_6k]
 
+A system's ``train_args`` are extra ESPnet training options for it alone (e.g.
+``--codec soundstream_he``: the config's SoundStream with our init).
 Keys of ``probe``, ``speed`` and ``chunk`` other than those named are passed on
 as options of ``espnet_almtok.bin.probe``, ``bench_speed`` and ``chunk_quality``;
 a section left out skips its part.
@@ -88,7 +91,7 @@ TOP_KEYS = {
     "chunk",
     "anchors",
 }
-SYSTEM_KEYS = {"config", "stage1_config", "stage2_config", "stage1_from"}
+SYSTEM_KEYS = {"config", "stage1_config", "stage2_config", "stage1_from", "train_args"}
 # (metric, header, lower is better)
 METRICS = (
     ("mel_distance", "mel dist", True),
@@ -114,6 +117,7 @@ class System:
     stage2_config: str
     stage1_config: Optional[str] = None
     stage1_from: Optional[str] = None
+    train_args: str = ""
 
     @property
     def two_stage(self) -> bool:
@@ -150,6 +154,7 @@ def read_config(path: str) -> Dict[str, Any]:
             spec.get("config") or spec["stage2_config"],
             spec.get("stage1_config"),
             source,
+            spec.get("train_args", ""),
         )
     conf["systems"] = systems
     for name in [conf["reference"], *conf.get("baselines", [])]:
@@ -222,7 +227,8 @@ class Benchmark:
             f"--max_epoch {epochs} --num_iters_per_epoch {self.conf['iters_per_epoch']}"
         )
         args = ["--tag", system.name, "--stage2_config", system.stage2_config]
-        args += ["--train_args", steps, "--inference_windows", self.window(system)]
+        args += ["--train_args", f"{steps} {system.train_args}".strip()]
+        args += ["--inference_windows", self.window(system)]
         args += ["--two_stage", str(system.two_stage).lower()]
         first = 5
         if system.stage1_config is not None:

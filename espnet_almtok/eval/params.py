@@ -41,18 +41,19 @@ from espnet_almtok.utils.atomic import atomic_path
 from espnet_almtok.utils.rates import bitrate
 
 
-def build_codec(config: str) -> nn.Module:
+def build_codec(config: str, **overrides) -> nn.Module:
     """The codec of a config, built as ESPnet's trainer builds it.
 
     Takes training configs and the ``config.yaml`` a training run writes (whose
     extra keys the trainer's parser would refuse): the config's values replace
-    the parser's defaults, as ``--config`` does.
+    the parser's defaults, as ``--config`` does, and ``overrides`` replace the
+    config's, as command-line options do (e.g. ``codec="soundstream_he"``).
     """
     registration.install()
     from espnet2.tasks.gan_codec import GANCodecTask
 
     args = GANCodecTask.get_parser().parse_args([])
-    vars(args).update(yaml.safe_load(Path(config).read_text()))
+    vars(args).update({**yaml.safe_load(Path(config).read_text()), **overrides})
     return GANCodecTask.build_model(args).codec
 
 

@@ -1,5 +1,6 @@
 """Scale-keeping initialisation of the layers that carry the signal."""
 
+import functools
 import math
 
 import torch
@@ -29,6 +30,12 @@ def init_variance_preserving(module: nn.Module) -> nn.Module:
             fan_in = m.in_features
         else:
             continue
+        if hasattr(m, "weight_g"):
+            raise TypeError(
+                f"{type(m).__name__} uses the deprecated torch.nn.utils.weight_norm, "
+                "whose weight this init cannot set; use "
+                "torch.nn.utils.parametrizations.weight_norm"
+            )
         weight = torch.randn_like(m.weight) / math.sqrt(fan_in)
         with torch.no_grad():
             if parametrize.is_parametrized(m, "weight"):
@@ -38,3 +45,25 @@ def init_variance_preserving(module: nn.Module) -> nn.Module:
             if m.bias is not None:
                 m.bias.zero_()
     return module
+
+
+def with_variance_preserving_init(codec_class: type) -> type:
+    """``codec_class`` (an ESPnet GAN codec) whose generator is given
+    ``init_variance_preserving`` once built.
+
+    ESPnet's SoundStream and DAC keep PyTorch's default init, under which their
+    encoders' output hardly depends on the input (``local/encoder_signal_share.py``),
+    and ``espnet2.tasks.gan_codec`` has no ``--init``. Registered as
+    ``codec: soundstream_he`` and ``codec: dac_he``, this gives the baselines the
+    init our codecs use; their discriminators keep ESPnet's.
+    """
+
+    @functools.wraps(codec_class.__init__)
+    def __init__(self, *args, **kwargs):
+        codec_class.__init__(self, *args, **kwargs)
+        init_variance_preserving(self.generator)
+
+    name = f"{codec_class.__name__}VariancePreserving"
+    doc = f"{codec_class.__name__} with ``init_variance_preserving`` on its generator."
+    namespace = dict(__init__=__init__, __doc__=doc, __module__=__name__)
+    return type(name, (codec_class,), namespace)
