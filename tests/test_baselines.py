@@ -566,7 +566,7 @@ def test_encoder_signal_share_sees_the_init_that_collapses_the_baselines(baselin
     input through their encoders; the He init keeps a large share, given by the
     script (local/encoder_signal_share.py, the measurement behind the small16k
     benchmark) or by registering the codec again as ``<name>_he``, which keeps
-    every parameter's name and shape."""
+    every parameter's name and shape, and gives noise back at its level."""
     sys.path.insert(0, str(ROOT / "local"))
     from encoder_signal_share import encoder_of, signal_share
 
@@ -585,7 +585,11 @@ def test_encoder_signal_share_sees_the_init_that_collapses_the_baselines(baselin
         {k: v.shape for k, v in m.state_dict().items()} for m in (plain, registered)
     ]
     assert shapes[0] == shapes[1]
-    assert signal_share(registered.generator.encoder, wav)["signal_share"] > 0.3
+    gen = registered.generator
+    assert signal_share(gen.encoder, wav)["signal_share"] > 0.3
+    with torch.no_grad():
+        level = gen.decoder(gen.encoder(wav)).pow(2).mean().sqrt()
+    assert level == pytest.approx(0.1, rel=0.2)
 
 
 def test_variance_preserving_init_refuses_what_it_cannot_set():

@@ -47,9 +47,41 @@ def init_variance_preserving(module: nn.Module) -> nn.Module:
     return module
 
 
+# Speech at about -20 dBFS, the level of the training sets: the output level
+# ``match_output_level`` gives a codec at init.
+SPEECH_RMS = 0.1
+
+
+def match_output_level(generator: nn.Module, rms: float = SPEECH_RMS) -> nn.Module:
+    """Scale the last layer of ``generator.decoder`` so that white noise at
+    ``rms`` comes out of ``decoder(encoder(.))`` at ``rms``.
+
+    He weights keep each layer's scale, but a SEANet block adds its residual
+    branch to its shortcut, and Snake adds a positive part: ESPnet's DAC
+    decoder then starts 90 times louder than its input, and its mel loss grows.
+    The quantizer is left out: it would take the probe for its k-means init.
+    """
+    last = [
+        m
+        for m in generator.decoder.modules()
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear))
+    ][-1]
+    probe = torch.randn(4, 1, 16000) * rms
+    with torch.no_grad():
+        out = generator.decoder(generator.encoder(probe))
+        scale = rms / out.pow(2).mean().sqrt()
+        if parametrize.is_parametrized(last, "weight"):
+            last.weight = last.weight * scale
+        else:
+            last.weight.mul_(scale)
+        if last.bias is not None:
+            last.bias.mul_(scale)
+    return generator
+
+
 def with_variance_preserving_init(codec_class: type) -> type:
     """``codec_class`` (an ESPnet GAN codec) whose generator is given
-    ``init_variance_preserving`` once built.
+    ``init_variance_preserving`` and ``match_output_level`` once built.
 
     ESPnet's SoundStream and DAC keep PyTorch's default init, under which their
     encoders' output hardly depends on the input (``local/encoder_signal_share.py``),
@@ -61,7 +93,7 @@ def with_variance_preserving_init(codec_class: type) -> type:
     @functools.wraps(codec_class.__init__)
     def __init__(self, *args, **kwargs):
         codec_class.__init__(self, *args, **kwargs)
-        init_variance_preserving(self.generator)
+        match_output_level(init_variance_preserving(self.generator))
 
     name = f"{codec_class.__name__}VariancePreserving"
     doc = f"{codec_class.__name__} with ``init_variance_preserving`` on its generator."
