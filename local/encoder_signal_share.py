@@ -14,12 +14,13 @@ use), or from a trained ``--model_file`` (with the run's ``config.yaml`` as
   share of their mean square (0: a constant output; 1: no constant part);
 - ``louder_change``: relative change of the frames for a 10 % louder input.
 
-Example (the real-audio recipe)::
+Example, from the real-audio recipe (``egs2/pkgaudio/almtok1``; ``S`` is
+``../../../local/encoder_signal_share.py``)::
 
-    python3 local/encoder_signal_share.py --wav_scp dump/raw/test_en/wav.scp --he \\
+    python3 $S --wav_scp dump/raw/test_en/wav.scp --he \\
         --config conf/baselines/tuning/train_soundstream_small16k.yaml \\
         --config conf/baselines/tuning/train_dac_small16k.yaml --out share.json
-    python3 local/encoder_signal_share.py --wav_scp dump/raw/test_en/wav.scp \\
+    python3 $S --wav_scp dump/raw/test_en/wav.scp \\
         --config exp/bench_small16k/almtok_dac/stage2/config.yaml \\
         --model_file exp/bench_small16k/almtok_dac/stage2/latest.pth --out dac.json
 """
