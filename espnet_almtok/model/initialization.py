@@ -96,6 +96,6 @@ def with_variance_preserving_init(codec_class: type) -> type:
         match_output_level(init_variance_preserving(self.generator))
 
     name = f"{codec_class.__name__}VariancePreserving"
-    doc = f"{codec_class.__name__} with ``init_variance_preserving`` on its generator."
+    doc = f"{codec_class.__name__} with our init (``with_variance_preserving_init``)."
     namespace = dict(__init__=__init__, __doc__=doc, __module__=__name__)
     return type(name, (codec_class,), namespace)
