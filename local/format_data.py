@@ -11,6 +11,15 @@ rates are resampled (torchaudio). Clips shorter than ``--min_seconds`` or longer
 than ``--max_seconds`` are dropped and counted. Unreadable, empty or NaN clips
 stop the stage with an error naming the file. ``<dst>`` is written under a
 temporary name and renamed when complete.
+
+``--gain_db`` scales every clip, e.g. to make a quieter copy of a test set that
+measures how a codec copes with the input's level::
+
+    local/format_data.py dump/raw/test_en dump/raw/test_en_m10db --fs 16000 \\
+        --gain_db -10
+
+Samples that the gain takes past full scale are clipped; the clips that had
+any are counted in the log.
 """
 
 import argparse
@@ -31,6 +40,7 @@ def main():
     parser.add_argument("--fs", type=int, required=True)
     parser.add_argument("--min_seconds", type=float, default=0.0)
     parser.add_argument("--max_seconds", type=float, default=float("inf"))
+    parser.add_argument("--gain_db", type=float, default=0.0)
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s"
@@ -40,7 +50,8 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "wav").mkdir(parents=True)
     lines = (args.src / "wav.scp").read_text().splitlines()
-    kept, short, long_ = [], 0, 0
+    kept, short, long_, clipped = [], 0, 0, 0
+    gain = 10 ** (args.gain_db / 20)
     with open(tmp / "wav.scp", "w") as scp, open(tmp / "utt2num_samples", "w") as num:
         for i, line in enumerate(lines, 1):
             utt, path = line.split(maxsplit=1)
@@ -58,6 +69,8 @@ def main():
                 short += seconds < args.min_seconds
                 long_ += seconds > args.max_seconds
                 continue
+            audio = audio * gain
+            clipped += bool(np.abs(audio).max() > 1.0)
             out = (tmp / "wav" / f"{utt}.wav").resolve()
             sf.write(out, np.clip(audio, -1.0, 1.0), args.fs, subtype="PCM_16")
             final = args.dst.resolve() / "wav" / f"{utt}.wav"
@@ -81,9 +94,9 @@ def main():
     shutil.rmtree(args.dst, ignore_errors=True)
     tmp.rename(args.dst)
     logging.info(
-        f"{args.src} -> {args.dst}: kept {len(kept)} of {len(lines)} clips at {args.fs} Hz "
-        f"(dropped {short} shorter than {args.min_seconds} s, {long_} longer than "
-        f"{args.max_seconds} s)"
+        f"{args.src} -> {args.dst}: kept {len(kept)} of {len(lines)} clips at "
+        f"{args.fs} Hz (dropped {short} shorter than {args.min_seconds} s, "
+        f"{long_} longer than {args.max_seconds} s; gain {args.gain_db:+g} dB, {clipped} clips clipped)"
     )
 
 

@@ -168,6 +168,34 @@ def test_dither_is_training_noise_shared_by_both_turns(speechlike, monkeypatch):
     assert torch.equal(mel_targets[1], x.unsqueeze(1))  # no dither in validation
 
 
+def test_random_gain_scales_each_training_clip_within_its_range(
+    speechlike, monkeypatch
+):
+    tiny = adversarial_tiny(random_gain_db=[-20.0, 4.0], dither=0.0)
+    clip = speechlike(6400)
+    x = clip.expand(8, -1).clone()
+    targets, inputs = [], []
+    mel, run = tiny.mel_loss.forward, tiny.run_generator
+    monkeypatch.setattr(
+        tiny.mel_loss, "forward", lambda y_hat, y: targets.append(y) or mel(y_hat, y)
+    )
+    monkeypatch.setattr(tiny, "run_generator", lambda y: inputs.append(y) or run(y))
+    tiny(x, forward_generator=True)
+    (real,) = targets
+    # The reconstruction's target is what the generator coded: the scaled clip.
+    assert torch.equal(inputs[0], real)
+    gains = real[:, 0] @ clip / clip.dot(clip)
+    assert torch.allclose(real[:, 0], gains[:, None] * clip, atol=1e-5)
+    db = 20 * gains.log10()
+    assert db.min() >= -20 and db.max() <= 4 and db.std() > 3
+    tiny.eval()
+    with torch.no_grad():
+        tiny(x, forward_generator=True)
+    assert torch.equal(targets[1], x.unsqueeze(1))  # validation codes it as it is
+    with pytest.raises(ValueError, match="random_gain_db"):
+        adversarial_tiny(random_gain_db=[4.0, -20.0])
+
+
 def test_frozen_codebooks_and_patchify_do_not_change(tiny, speechlike):
     for p in tiny.generator.patchify.parameters():
         p.requires_grad_(False)  # what ESPnet's --freeze_param does

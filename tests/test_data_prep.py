@@ -673,3 +673,28 @@ def test_pkgaudio_english_tts_voices_take_turns(pkg_cache: Path, tmp_path: Path)
     )
     assert proc.returncode != 0 and "not a flite voice" in proc.stderr
     assert "downloaded" not in proc.stderr  # refused before any fetching
+
+
+def test_format_data_makes_a_quieter_copy_of_a_set(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "wav").mkdir(parents=True)
+    g = np.random.default_rng(0)
+    clips = {
+        "a": 0.3 * g.standard_normal(8000),
+        "b": 0.9 * np.sign(g.standard_normal(4000)),
+    }
+    for utt, x in clips.items():
+        sf.write(src / "wav" / f"{utt}.wav", x.clip(-1, 1), 16000, subtype="FLOAT")
+    (src / "wav.scp").write_text("".join(f"{u} {src}/wav/{u}.wav\n" for u in clips))
+    (src / "text").write_text("a hello\nb world\n")
+    (src / "utt2spk").write_text("a s\nb s\n")
+    for gain, clipped in ((-10, 0), (6, 2)):
+        dst = tmp_path / f"dst{gain}"
+        proc = ok(run("format_data.py", src, dst, "--fs", 16000, "--gain_db", gain))
+        assert f"gain {gain:+d} dB, {clipped} clips clipped" in proc.stderr
+        assert (dst / "text").read_text() == "a hello\nb world\n"
+        assert (dst / "utt2num_samples").read_text() == "a 8000\nb 4000\n"
+        for utt, x in clips.items():
+            y, fs = sf.read(dst / "wav" / f"{utt}.wav")
+            want = np.clip(x.clip(-1, 1) * 10 ** (gain / 20), -1, 1)
+            assert fs == 16000 and np.abs(y - want).max() < 1e-4

@@ -6,6 +6,7 @@ from espnet_almtok.model.semantic_distillation import SemanticDistillation
 from espnet_almtok.model.semantic_prior import (
     SemanticPriorRVQ,
     load_codebooks,
+    residual_search,
     save_codebooks,
     standardize,
 )
@@ -86,6 +87,49 @@ def test_decode_of_codes_matches_forward():
         rvq.decode(torch.full((3, 1, 2), 16))
     with pytest.raises(ValueError, match="n_q=3"):
         rvq.decode(torch.zeros(2, 1, 2, dtype=torch.long))
+
+
+def test_beam_search_finds_nearer_code_sums_than_greedy_search():
+    torch.manual_seed(0)
+    books, x = torch.randn(3, 64, 8), torch.randn(400, 8)
+    residual, greedy = x.clone(), []
+    for book in books:
+        greedy.append(torch.cdist(residual, book).argmin(-1))
+        residual = residual - book[greedy[-1]]
+    greedy = torch.stack(greedy)
+
+    def error(codes):
+        return (x - sum(book[c] for book, c in zip(books, codes))).pow(2).sum(-1)
+
+    assert torch.equal(residual_search(x, books, 1), greedy)
+    errors = [error(residual_search(x, books, b)).mean() for b in (1, 4, 16)]
+    assert errors[0] > 1.3 * errors[1] > 1.3 * errors[2]
+    # Keeping every path of a layer is the exhaustive search of two layers.
+    two = residual_search(x, books[:2], 64)
+    pairs = (books[0][:, None] + books[1][None]).flatten(0, 1)
+    assert torch.equal(two[0] * 64 + two[1], torch.cdist(x, pairs).argmin(-1))
+    assert residual_search(x[:0], books, 4).shape == (3, 0)
+
+    # In the quantizer: the same model, its codes chosen by either search.
+    h, valid = torch.randn(2, 50, 6), torch.ones(2, 50, dtype=torch.bool)
+    lost = []  # what the three layers together leave
+    for beam_size in (1, 16):
+        torch.manual_seed(1)
+        rvq = SemanticPriorRVQ(
+            6,
+            n_q=3,
+            codebook_size=64,
+            codebook_dim=8,
+            random_codebooks_for_debugging=True,
+            beam_size=beam_size,
+        ).eval()
+        z_q, codes, layers, _, residuals = rvq(h, valid)
+        assert torch.equal(rvq.encode(h), codes)
+        assert torch.allclose(rvq.decode(codes), z_q, atol=1e-5)
+        lost.append((residuals[-1] - layers[-1]).pow(2).mean())
+    assert lost[0] > 1.5 * lost[1]
+    with pytest.raises(ValueError, match="beam_size"):
+        SemanticPriorRVQ(8, random_codebooks_for_debugging=True, beam_size=0)
 
 
 def test_residual_kmeans_layers_reduce_error():

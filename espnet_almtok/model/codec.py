@@ -1,6 +1,6 @@
 """ALMTokenizer as an ESPnet GAN codec (``codec: almtokenizer``)."""
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from typeguard import typechecked
@@ -33,7 +33,7 @@ class ALMTokenizer(GANCodec):
         discriminator_params, generator_adv_loss_params,
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
-        dither, content_loss_params: See ``GANCodec``.
+        dither, content_loss_params, random_gain_db: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel, lambda_commit,
         lambda_semantic, lambda_semantic_relation, lambda_mae, lambda_ar,
         lambda_content: Loss weights (``semantic`` and ``semantic_relation``
@@ -71,6 +71,7 @@ class ALMTokenizer(GANCodec):
         adversarial_start_step: int = 0,
         dither: float = 0.0,
         content_loss_params: Optional[Dict[str, Any]] = None,
+        random_gain_db: Optional[List[float]] = None,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     ):
         super().__init__(
@@ -95,6 +96,7 @@ class ALMTokenizer(GANCodec):
             adversarial_start_step,
             dither,
             content_loss_params,
+            random_gain_db,
         )
         if chunk_seconds < 0:
             raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")

@@ -7,7 +7,7 @@ feature-matching losses, an optional mel-only warm-up, and dither.
 """
 
 from abc import abstractmethod
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from espnet2.gan_codec.abs_gan_codec import AbsGANCodec
@@ -118,6 +118,11 @@ class GANCodec(AbsGANCodec):
             make up most of the loss (a synthetic corpus with 11 % exact zeros:
             train mel loss 328 without, 99 with 1e-3 at the same step) and
             reward a quiet output over following the input. 0 turns it off.
+        random_gain_db: ``[low, high]``: each training clip is first scaled
+            by a gain drawn uniformly from this range in dB, so the codec
+            learns quiet and loud recordings alike (the shipped small16k
+            model without it: Whisper dWER 0.44 on long held-out prompts at
+            their own level, 0.65 at -10.5 dB). None: off.
         content_loss_params: ``ContentLoss`` arguments: with them the
             generator also learns from the distance between Whisper's encoder
             frames of its output and of its input (``content``, weighted by
@@ -137,8 +142,16 @@ class GANCodec(AbsGANCodec):
         adversarial_start_step: int,
         dither: float,
         content_loss_params: Optional[Dict[str, Any]] = None,
+        random_gain_db: Optional[List[float]] = None,
     ):
         super().__init__()
+        if random_gain_db is not None and (
+            len(random_gain_db) != 2 or random_gain_db[0] > random_gain_db[1]
+        ):
+            raise ValueError(
+                "random_gain_db must be [low, high] with low <= high, "
+                f"got {random_gain_db}"
+            )
         if adversarial_start_step < 0:
             raise ValueError(
                 f"adversarial_start_step must be >= 0, got {adversarial_start_step}"
@@ -173,6 +186,7 @@ class GANCodec(AbsGANCodec):
         self._cache = None
         self.adversarial_start_step = adversarial_start_step
         self.dither = dither
+        self.random_gain_db = random_gain_db
         self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
 
     @property
@@ -214,8 +228,8 @@ class GANCodec(AbsGANCodec):
             x, audio_hat, aux, codes, adversarial = cache[2:]
         else:
             x = audio.unsqueeze(1)
-            if self.training and self.dither > 0:
-                x = x + self.dither * torch.randn_like(x)
+            if self.training:
+                x = self.augment(x)
             audio_hat, aux, codes = self.run_generator(x)
             # One decision for both turns; nothing to discriminate without audio.
             adversarial = self.adversarial and audio_hat is not None
@@ -234,6 +248,15 @@ class GANCodec(AbsGANCodec):
                 self.generator_steps += 1
             return self._generator_turn(x, audio_hat, aux, codes, adversarial)
         return self._discriminator_turn(x, audio_hat, adversarial)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Training audio (B, 1, L) at a random gain per clip, then dithered."""
+        if self.random_gain_db is not None:
+            db = torch.empty(x.size(0), 1, 1, device=x.device, dtype=x.dtype)
+            x = x * 10 ** (db.uniform_(*self.random_gain_db) / 20)
+        if self.dither > 0:
+            x = x + self.dither * torch.randn_like(x)
+        return x
 
     def _generator_turn(self, x, audio_hat, aux, codes, adversarial) -> Dict[str, Any]:
         losses = {}

@@ -20,7 +20,7 @@ audio out); ``training_stage: 2`` the tokenizer, with the bottleneck loaded by
 ``--init_param`` and frozen.
 """
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -261,7 +261,7 @@ class LoSATok(GANCodec):
         discriminator_params, generator_adv_loss_params,
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
-        dither, content_loss_params: See ``GANCodec``.
+        dither, content_loss_params, random_gain_db: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel: Reconstruction loss weights.
         lambda_sembo_cos, lambda_sembo_relation: Weights of the semantic
             bottleneck's cosine reconstruction and time-relation losses
@@ -296,6 +296,7 @@ class LoSATok(GANCodec):
         adversarial_start_step: int = 0,
         dither: float = 0.0,
         content_loss_params: Optional[Dict[str, Any]] = None,
+        random_gain_db: Optional[List[float]] = None,
     ):
         super().__init__(
             sampling_rate,
@@ -319,6 +320,7 @@ class LoSATok(GANCodec):
             adversarial_start_step,
             dither,
             content_loss_params,
+            random_gain_db,
         )
         self.generator = build_checked(
             LoSATokGenerator,
