@@ -96,7 +96,8 @@ def main():
     logging.info(
         f"{args.src} -> {args.dst}: kept {len(kept)} of {len(lines)} clips at "
         f"{args.fs} Hz (dropped {short} shorter than {args.min_seconds} s, "
-        f"{long_} longer than {args.max_seconds} s; gain {args.gain_db:+g} dB, {clipped} clips clipped)"
+        f"{long_} longer than {args.max_seconds} s; "
+        f"gain {args.gain_db:+g} dB, {clipped} clips clipped)"
     )
 
 
