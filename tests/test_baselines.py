@@ -537,6 +537,16 @@ CONTEXT = {"chunk_length", "batch_size", "num_iters_per_epoch"}
             # and content_loss_params, whose one key is its default (null)
             | {"codec_conf.lambda_content"},
         ),
+        (
+            "finetune_level",
+            CONTEXT
+            | {"max_epoch", "scheduler", "scheduler_conf.gamma"}
+            | {
+                f"codec_conf.generator_params.quantizer_params.{k}"
+                for k in ("dead_code_threshold", "usage_decay", "beam_size")
+            }
+            | {"codec_conf.lambda_content", "codec_conf.random_gain_db"},
+        ),
     ],
 )
 def test_small16k_context_finetunes_change_only_the_chunks(name, changed):
