@@ -80,6 +80,14 @@ class ChunkedCoder:
             codes[:, i, : c.size(2)] = c[:, 0]
         return codes, n_tokens
 
+    def input_gains(self, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The gain (B,) by which ``encode`` scales each item
+        (``ALMTokenizer.input_gains``; 1 for other codecs): divide decoded
+        audio by it to give it its input's level back."""
+        if self.native:
+            return self.codec.input_gains(audio, lengths)
+        return audio.new_ones(audio.size(0))
+
     def decode(self, codes: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
         """Waveforms (B, 1, N * frame_shift) of codes (n_q, B, N)."""
         if self.native:

@@ -218,6 +218,7 @@ def inference(args) -> Dict[str, Any]:
                     wav = coder.decode(codes, n_tokens)
                     _sync(device)
                     seconds["decode_seconds"] += time.perf_counter() - encoded
+                    wav = wav / coder.input_gains(audio, lengths)[:, None, None]
             for i, key in enumerate(keys):
                 n, length = int(n_tokens[i]), int(lengths[i])
                 item = codes[:, i, :n].t()

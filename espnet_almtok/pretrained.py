@@ -125,8 +125,10 @@ def resynthesize(
     wav = load_audio(in_path, fs, warn=True)
     lengths = torch.tensor([wav.numel()])
     with torch.no_grad():
-        codes, tokens = coder.encode(wav[None].to(device), lengths)
-        out = coder.decode(codes, tokens)[0, 0, : wav.numel()].cpu().numpy()
+        audio = wav[None].to(device)
+        codes, tokens = coder.encode(audio, lengths)
+        out = coder.decode(codes, tokens) / coder.input_gains(audio, lengths)
+        out = out[0, 0, : wav.numel()].cpu().numpy()
     with atomic_path(out_path) as tmp:
         sf.write(tmp, out, fs, format="WAV")
     bits = sum(s.bit_length() - 1 for s in coder.meta["code_size_per_stream"])

@@ -196,6 +196,38 @@ def test_random_gain_scales_each_training_clip_within_its_range(
         adversarial_tiny(random_gain_db=[4.0, -20.0])
 
 
+def test_input_level_codes_every_level_alike_and_round_trips_keep_it(speechlike):
+    from espnet_almtok.coding import ChunkedCoder
+
+    tiny = adversarial_tiny(input_level_dbfs=-20.0, max_input_gain_db=30.0).eval()
+    loud = torch.stack([speechlike(12800, seed=s) for s in range(2)])
+    quiet = loud * torch.tensor([[0.1], [0.3]])
+    lengths = torch.tensor([12800, 9000])
+    quiet[1, 9000:] = loud[1, 9000:] = 0
+    with torch.no_grad():
+        gains = tiny.input_gains(quiet, lengths)
+        level = (quiet * gains[:, None]).pow(2).sum(1) / lengths
+        assert torch.allclose(10 * level.log10(), torch.tensor(-20.0), atol=1e-3)
+        # The same codes at every level, whole and chunked.
+        for chunk in (0.0, 0.2):
+            coder = ChunkedCoder(tiny, chunk_seconds=chunk)
+            codes, n = coder.encode(quiet, lengths)
+            assert torch.equal(codes, coder.encode(loud, lengths)[0])
+            # Decoding gives the model's level; the round trip, the input's.
+            wav = coder.decode(codes, n)
+            for x, scale in ((quiet, torch.tensor([0.1, 0.3])), (loud, 1)):
+                back = wav / coder.input_gains(x, lengths)[:, None, None]
+                level = back[:, 0].pow(2).sum(1).sqrt() / wav[:, 0].pow(2).sum(1).sqrt()
+                assert torch.allclose(level, scale / tiny.input_gains(loud, lengths))
+        one = tiny.inference(quiet[0])["wav"]
+        assert torch.allclose(one * 10, tiny.inference(loud[0])["wav"], atol=1e-5)
+        # Silence is not raised to speech level.
+        silence = torch.full((1, 12800), 1e-6)
+        assert tiny.input_gains(silence).item() == pytest.approx(10**1.5)
+    plain = adversarial_tiny().eval()
+    assert torch.equal(plain.input_gains(quiet), torch.ones(2))
+
+
 def test_frozen_codebooks_and_patchify_do_not_change(tiny, speechlike):
     for p in tiny.generator.patchify.parameters():
         p.requires_grad_(False)  # what ESPnet's --freeze_param does

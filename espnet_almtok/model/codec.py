@@ -46,6 +46,16 @@ class ALMTokenizer(GANCodec):
             model trained on 0.8 s chunks coded whole clips at 3.8 times the
             training scale in the quantizer (STOI 0.522 against 0.557 in 0.8 s
             chunks).
+        input_level_dbfs: Encoding first scales each input so that its RMS
+            over its valid samples is this level (dBFS), one the model was
+            trained at. The tokens carry no level, so decoding gives speech
+            at this level; ``inference`` and codec inference's resynthesis
+            scale it back to the input's (``input_gains``). None: code inputs
+            at their own level. The shipped small16k model at its own level
+            lost much of the words of quieter speech (Whisper dWER 0.44 on
+            long held-out prompts, 0.65 at -10.5 dB).
+        max_input_gain_db: The largest gain that ``input_level_dbfs`` may
+            apply, so that near-silent inputs are not raised to speech level.
     """
 
     @typechecked
@@ -73,6 +83,8 @@ class ALMTokenizer(GANCodec):
         content_loss_params: Optional[Dict[str, Any]] = None,
         random_gain_db: Optional[List[float]] = None,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        input_level_dbfs: Optional[float] = None,
+        max_input_gain_db: float = 30.0,
     ):
         super().__init__(
             sampling_rate,
@@ -101,6 +113,8 @@ class ALMTokenizer(GANCodec):
         if chunk_seconds < 0:
             raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")
         self.chunk_seconds = chunk_seconds
+        self.input_level_dbfs = input_level_dbfs
+        self.max_input_gain_db = max_input_gain_db
         self.generator = build_checked(
             ALMTokenizerGenerator,
             generator_params,
@@ -156,7 +170,28 @@ class ALMTokenizer(GANCodec):
         """
         x = as_mono_batch(x)
         check_lengths(x_lengths)
+        x = x * self.input_gains(x, x_lengths)[:, None, None]
         return self.generator.encode(x, x_lengths, self.window(window_size))
+
+    def input_gains(
+        self, x: torch.Tensor, x_lengths: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """The gain (B,) by which encoding scales each input: to
+        ``input_level_dbfs`` (at most ``max_input_gain_db``), or 1 without it.
+
+        Args:
+            x: Audio (T,), (B, T) or (B, 1, T), zero-padded past each length.
+            x_lengths: (B,) valid samples per item (default: all).
+        """
+        x = as_mono_batch(x)
+        if self.input_level_dbfs is None:
+            return x.new_ones(x.size(0))
+        if x_lengths is None:
+            x_lengths = torch.full((x.size(0),), x.size(-1), device=x.device)
+        # Padding is zeros: the sum over all samples is the sum over valid ones.
+        power = x.pow(2).sum((1, 2)) / x_lengths.to(x.device).clamp(min=1)
+        gain = 10 ** (self.input_level_dbfs / 20) / power.sqrt()
+        return gain.clamp(max=10 ** (self.max_input_gain_db / 20))
 
     def encode(
         self,
@@ -199,6 +234,7 @@ class ALMTokenizer(GANCodec):
         refuse_unknown(kwargs, "ALMTokenizer.inference")
         codes = self.encode(x, window_size=window_size)
         wav = self.decode(codes, window_size=window_size)[..., : x.size(-1)]
+        wav = wav / self.input_gains(x)[:, None, None]
         return {"wav": wav.reshape(x.shape), "codec": codes}
 
     def chunk_samples(
@@ -232,7 +268,8 @@ class ALMTokenizer(GANCodec):
         """Encode a padded batch chunk by chunk, with memory bounded by the chunk.
 
         Each chunk of ``chunk_samples(chunk_seconds)`` samples is encoded on its
-        own, so its tokens never depend on the audio after it (nor before it).
+        own, so its tokens never depend on the audio after it (nor before it),
+        but for the one gain of ``input_level_dbfs``, set by the whole input.
         A chunk is a whole number of tokens: an item gets the same number of
         tokens as from ``encode_with_lengths``.
 
@@ -254,6 +291,8 @@ class ALMTokenizer(GANCodec):
         if size == 0 or x.size(-1) <= size:  # one chunk: the whole input
             return self.encode_with_lengths(x, x_lengths, w)
         check_lengths(x_lengths)
+        # One gain for the whole input, as without chunks.
+        x = x * self.input_gains(x, x_lengths)[:, None, None]
         if x_lengths is None:
             x_lengths = torch.full((x.size(0),), x.size(-1))
         lengths = x_lengths.to(x.device).long()
