@@ -545,7 +545,8 @@ CONTEXT = {"chunk_length", "batch_size", "num_iters_per_epoch"}
                 f"codec_conf.generator_params.quantizer_params.{k}"
                 for k in ("dead_code_threshold", "usage_decay", "beam_size")
             }
-            | {"codec_conf.lambda_content", "codec_conf.random_gain_db"},
+            | {"codec_conf.lambda_content", "codec_conf.random_gain_db"}
+            | {"codec_conf.input_level_dbfs", "codec_conf.max_input_gain_db"},
         ),
     ],
 )
