@@ -29,8 +29,9 @@ Writes under ``--output_dir``:
 * for a continuous codec (LoSATok) instead: ``latent/latent.ark`` +
   ``latent/latent.scp``, the latent of each utterance as a Kaldi float32
   matrix (N, D) (kaldiio; ``espnet2.fileio`` reads it as ``kaldi_ark``);
-* ``wav/<utt>.wav`` + ``wav/wav.scp``: the resynthesis at the model's rate,
-  trimmed to the (resampled) input length;
+* ``wav/<utt>.wav`` + ``wav/wav.scp``: the resynthesis at the model's rate and
+  the input's level (``ALMTokenizer.input_level_dbfs``), trimmed to the
+  (resampled) input length;
 * ``failed.txt``: the keys that were skipped, one a line (empty if none);
 * ``decode_stats.json``: window (null for a fixed-rate codec), chunk seconds,
   bitrate (null for a continuous codec) and token rate from ``meta_info()``,

@@ -13,10 +13,10 @@ stop the stage with an error naming the file. ``<dst>`` is written under a
 temporary name and renamed when complete.
 
 ``--gain_db`` scales every clip, e.g. to make a quieter copy of a test set that
-measures how a codec copes with the input's level::
+measures how a codec copes with the input's level (from a recipe directory)::
 
-    local/format_data.py dump/raw/test_en dump/raw/test_en_m10db --fs 16000 \\
-        --gain_db -10
+    ../../../local/format_data.py dump/raw/test_en dump/raw/test_en_m10db \\
+        --fs 16000 --gain_db -10
 
 Samples that the gain takes past full scale are clipped; the clips that had
 any are counted in the log.

@@ -1,0 +1,102 @@
+"""Whisper dWER (pooled, and capped per clip) and STOI on every clip of a test set,
+for several codecs in one run (the one-off script behind learning_speed.md's last
+section). Run from egs2/pkgaudio/almtok1:
+
+    S=../../../results/pkgaudio_small16k/level/score_all_clips.py
+    M=../../../pretrained/almtok_small16k_pkgaudio
+    python $S OUT.json test_en codec2_450=codec2_450 \\
+        shipped=$M/config.yaml:$M/model.pth:16:-18
+
+A system is ``name=anchor`` (``espnet_almtok.eval.anchors``) or
+``name=config:model_file:beam_size[:level_dbfs]``: a trained ALMTokenizer coded as
+codec inference codes it (its config's chunks), with ``beam_size`` paths in the code
+search and, given ``level_dbfs``, each input scaled to that RMS level first (STOI and
+Whisper do not depend on the output's level, so it is not scaled back here). dWER is
+measured against Whisper's transcripts of the original prompts at their own level
+(``../content/transcripts_all_test_en.json``), so quieter copies of ``test_en``
+(``local/format_data.py --gain_db``) are scored against the same words.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from espnet_almtok.eval.anchors import build_anchor
+from espnet_almtok.eval.metrics import stoi
+from espnet_almtok.eval.speech_metrics import WhisperASR, word_errors
+from espnet_almtok.pretrained import load_codec
+
+TRANSCRIPTS = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
+
+
+def codec_system(config, model_file, beam_size, level_dbfs=""):
+    codec = load_codec(config, "cpu", model_file=model_file).eval()
+    codec.generator.quantizer.beam_size = int(beam_size)
+    codec.input_level_dbfs = None  # the level is set here, as the argument says
+
+    def code(x, fs):
+        gain = 1.0
+        if level_dbfs:
+            gain = 10 ** (float(level_dbfs) / 20) / np.sqrt((x**2).mean() + 1e-12)
+        with torch.no_grad():
+            codes, n = codec.encode_chunked(
+                torch.from_numpy(x * gain)[None], torch.tensor([len(x)])
+            )
+            return codec.decode_chunked(codes, None, n)[0, 0, : len(x)].numpy()
+
+    return code
+
+
+def anchor_system(name):
+    anchor = build_anchor(name)
+    return lambda x, fs: anchor(x, fs).wav.astype(np.float32)
+
+
+def main(out, dset, *specs):
+    torch.set_num_threads(1)
+    said = {k: v["orig"] for k, v in json.loads(TRANSCRIPTS.read_text()).items()}
+    scp = dict(line.split(maxsplit=1) for line in open(f"dump/raw/{dset}/wav.scp"))
+    systems = {}
+    for spec in specs:
+        name, rest = spec.split("=")
+        parts = rest.split(":")
+        systems[name] = codec_system(*parts) if len(parts) > 1 else anchor_system(rest)
+    asr = WhisperASR()
+    res = {s: dict(err=0, words=0, capped=[], stoi=[], hyp={}) for s in systems}
+    start = time.time()
+    for i, (key, words) in enumerate(said.items()):
+        x, fs = sf.read(scp[key].strip(), dtype="float32")
+        for name, code in systems.items():
+            y = code(x, fs)
+            r = res[name]
+            r["stoi"].append(stoi(x, y, fs))
+            r["hyp"][key] = asr(y, fs)
+            errors = word_errors(words, r["hyp"][key])
+            if errors["words"]:
+                r["err"] += errors["errors"]
+                r["words"] += errors["words"]
+                r["capped"].append(min(1.0, errors["errors"] / errors["words"]))
+        if i % 100 == 0:
+            print(f"{i}/{len(said)} clips, {time.time() - start:.0f} s", flush=True)
+    summary = {
+        s: dict(
+            dwer=r["err"] / r["words"],
+            dwer_capped=float(np.mean(r["capped"])),
+            stoi=float(np.nanmean(r["stoi"])),
+            clips=len(r["capped"]),
+        )
+        for s, r in res.items()
+    }
+    hyp = {s: r["hyp"] for s, r in res.items()}
+    Path(out).write_text(json.dumps(dict(set=dset, summary=summary, hyp=hyp), indent=1))
+    for s, v in summary.items():
+        print(dset, s, json.dumps(v))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
