@@ -10,8 +10,9 @@ section). Run from egs2/pkgaudio/almtok1:
 A system is ``name=anchor`` (``espnet_almtok.eval.anchors``) or
 ``name=config:model_file:beam_size[:level_dbfs]``: a trained ALMTokenizer coded as
 codec inference codes it (its config's chunks), with ``beam_size`` paths in the code
-search and, given ``level_dbfs``, each input scaled to that RMS level first (STOI and
-Whisper do not depend on the output's level, so it is not scaled back here). dWER is
+search and, given ``level_dbfs``, each input scaled to that RMS level first
+(``input_level_dbfs``; STOI and Whisper do not depend on the output's level, so it is
+not scaled back here). dWER is
 measured against Whisper's transcripts of the original prompts at their own level
 (``../content/transcripts_all_test_en.json``), so quieter copies of ``test_en``
 (``local/format_data.py --gain_db``) are scored against the same words.
@@ -37,15 +38,13 @@ TRANSCRIPTS = Path(__file__).parent.parent / "content/transcripts_all_test_en.js
 def codec_system(config, model_file, beam_size, level_dbfs=""):
     codec = load_codec(config, "cpu", model_file=model_file).eval()
     codec.generator.quantizer.beam_size = int(beam_size)
-    codec.input_level_dbfs = None  # the level is set here, as the argument says
+    # The argument, not the config, sets the level (ALMTokenizer.input_gains).
+    codec.input_level_dbfs = float(level_dbfs) if level_dbfs else None
 
     def code(x, fs):
-        gain = 1.0
-        if level_dbfs:
-            gain = 10 ** (float(level_dbfs) / 20) / np.sqrt((x**2).mean() + 1e-12)
         with torch.no_grad():
             codes, n = codec.encode_chunked(
-                torch.from_numpy(x * gain)[None], torch.tensor([len(x)])
+                torch.from_numpy(x)[None], torch.tensor([len(x)])
             )
             return codec.decode_chunked(codes, None, n)[0, 0, : len(x)].numpy()
 
