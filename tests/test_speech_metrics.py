@@ -4,6 +4,7 @@ import csv
 import logging
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from espnet_almtok.eval import speech_metrics
 from espnet_almtok.eval.scoring import score, spread
 from espnet_almtok.eval.speech_metrics import (
     SpeechScorer,
+    SphinxASR,
+    bigram_arpa,
     normalize_text,
     pooled_wer,
     word_errors,
@@ -190,3 +193,60 @@ def test_speech_utts_scores_a_spread_subset(tmp_path, voices):
         rows = {r["utt_id"]: r for r in csv.DictReader(f, delimiter="\t")}
     assert math.isnan(float(rows["swap"]["spk_sim"]))
     assert float(rows["same"]["spk_sim"]) > 0.99
+
+
+def read_arpa(text):
+    """{(history, word): log10 p} of a bigram ARPA file, and its unigram dict."""
+    unigrams, bigrams, section = {}, {}, None
+    for line in text.splitlines():
+        if line.startswith("\\"):
+            section = line
+        elif line and section == "\\1-grams:":
+            p, w, b = line.split()
+            unigrams[w] = (float(p), float(b))
+        elif line and section == "\\2-grams:":
+            p, a, w = line.split()
+            bigrams[(a, w)] = float(p)
+    return unigrams, bigrams
+
+
+def test_bigram_language_model_sums_to_one_after_every_word():
+    sentences = [s.split() for s in ("a b c", "a c", "b b a", "c")]
+    unigrams, bigrams = read_arpa(bigram_arpa(sentences, discount=0.5))
+    assert set(unigrams) == {"<s>", "</s>", "a", "b", "c"}
+    assert 10 ** unigrams["a"][0] == pytest.approx(3 / 13)  # 3 of 13 predicted tokens
+    for history in unigrams:
+        if history == "</s>":
+            continue
+        total = 0.0
+        for word, (p, _) in unigrams.items():
+            if (history, word) in bigrams:
+                total += 10 ** bigrams[(history, word)]
+            elif word != "<s>":
+                total += 10 ** (unigrams[history][1] + p)  # backed off
+        assert total == pytest.approx(1), history
+    # Seen pairs are likelier than the unigram alone; unseen ones back off.
+    assert 10 ** bigrams[("a", "b")] > 10 ** unigrams["b"][0]
+    assert ("c", "b") not in bigrams
+    with pytest.raises(ValueError, match="discount"):
+        bigram_arpa(sentences, discount=1.0)
+
+
+def test_sphinx_tells_apart_the_sentences_of_its_language_model(voices):
+    pytest.importorskip("pocketsphinx", reason="the [eval] extra (tools/setup.sh)")
+    held_out = Path(__file__).parent / "data" / "held_out"
+    clips = {}
+    for line in (held_out / "text").read_text().splitlines():
+        utt, text = line.split(maxsplit=1)
+        x, fs = sf.read(held_out / f"{utt}.flac", dtype="float32")
+        clips[text] = (x, fs)
+    clips[SENTENCE] = (voices["rms"], 16000)
+    asr = SphinxASR(list(clips))
+    for said, (x, fs) in clips.items():
+        errors = {s: word_errors(s, asr(x, fs))["errors"] for s in clips}
+        assert errors[said] <= 1 and min(errors, key=errors.get) == said, errors
+    # A rate other than 16 kHz is resampled; noise says none of the sentences.
+    x, fs = clips[SENTENCE]
+    assert word_errors(SENTENCE, asr(x[::2], fs // 2))["errors"] <= 1
+    noise = np.random.default_rng(0).normal(0, 0.05, fs).astype(np.float32)
+    assert len(normalize_text(asr(noise, fs))) <= 1

@@ -16,6 +16,11 @@ not scaled back here). dWER is
 measured against Whisper's transcripts of the original prompts at their own level
 (``../content/transcripts_all_test_en.json``), so quieter copies of ``test_en``
 (``local/format_data.py --gain_db``) are scored against the same words.
+
+``--asr sphinx`` scores with PocketSphinx instead (``SphinxASR``: a recogniser that
+shares nothing with Whisper, whose encoder gave the content loss), its language model
+a bigram of the 563 prompts' texts; dWER is then against its transcripts of the
+original prompts, made in the same run.
 """
 
 import json
@@ -29,7 +34,7 @@ import torch
 
 from espnet_almtok.eval.anchors import build_anchor
 from espnet_almtok.eval.metrics import stoi
-from espnet_almtok.eval.speech_metrics import WhisperASR, word_errors
+from espnet_almtok.eval.speech_metrics import SphinxASR, WhisperASR, word_errors
 from espnet_almtok.pretrained import load_codec
 
 TRANSCRIPTS = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
@@ -56,16 +61,30 @@ def anchor_system(name):
     return lambda x, fs: anchor(x, fs).wav.astype(np.float32)
 
 
-def main(out, dset, *specs):
+def recogniser(asr):
+    """The recogniser and its transcripts of the original prompts (at their level)."""
+    if asr == "whisper":
+        said = {k: v["orig"] for k, v in json.loads(TRANSCRIPTS.read_text()).items()}
+        return WhisperASR(), said
+    text = dict(line.strip().split(maxsplit=1) for line in open("data/test_en/text"))
+    sphinx = SphinxASR(list(text.values()))
+    scp = dict(line.split(maxsplit=1) for line in open("dump/raw/test_en/wav.scp"))
+    said = {k: sphinx(*sf.read(scp[k].strip(), dtype="float32")) for k in text}
+    errors = [word_errors(text[k], said[k]) for k in text]
+    wer = sum(e["errors"] for e in errors) / sum(e["words"] for e in errors)
+    print(f"PocketSphinx on the originals: WER {wer:.3f} against the prompts' text")
+    return sphinx, said
+
+
+def main(out, dset, *specs, asr="whisper"):
     torch.set_num_threads(1)
-    said = {k: v["orig"] for k, v in json.loads(TRANSCRIPTS.read_text()).items()}
+    asr, said = recogniser(asr)
     scp = dict(line.split(maxsplit=1) for line in open(f"dump/raw/{dset}/wav.scp"))
     systems = {}
     for spec in specs:
         name, rest = spec.split("=")
         parts = rest.split(":")
         systems[name] = codec_system(*parts) if len(parts) > 1 else anchor_system(rest)
-    asr = WhisperASR()
     res = {s: dict(err=0, words=0, capped=[], stoi=[], hyp={}) for s in systems}
     start = time.time()
     for i, (key, words) in enumerate(said.items()):
@@ -92,10 +111,14 @@ def main(out, dset, *specs):
         for s, r in res.items()
     }
     hyp = {s: r["hyp"] for s, r in res.items()}
-    Path(out).write_text(json.dumps(dict(set=dset, summary=summary, hyp=hyp), indent=1))
+    Path(out).write_text(
+        json.dumps(dict(set=dset, summary=summary, orig=said, hyp=hyp), indent=1)
+    )
     for s, v in summary.items():
         print(dset, s, json.dumps(v))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    args = sys.argv[1:]
+    asr = args.pop(args.index("--asr") + 1) if "--asr" in args else "whisper"
+    main(*[a for a in args if a != "--asr"], asr=asr)
