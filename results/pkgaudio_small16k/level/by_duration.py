@@ -1,0 +1,47 @@
+"""Pooled dWER by clip duration, from score_all_clips.py's outputs. Run from
+egs2/pkgaudio/almtok1:
+
+    python ../../../results/pkgaudio_small16k/level/by_duration.py OUT.json [...]
+
+Each file's ``hyp`` is scored against its ``orig`` transcripts (``--asr sphinx``), or
+against Whisper's of the original prompts (files without ``orig``). Durations are
+those of ``dump/raw/test_en``.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import soundfile as sf
+
+from espnet_almtok.eval.speech_metrics import word_errors
+
+BINS = [(0, 1.5), (1.5, 3.2), (3.2, 6.0), (6.0, float("inf"))]
+WHISPER = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
+
+
+def main(*files):
+    scp = dict(line.split(maxsplit=1) for line in open("dump/raw/test_en/wav.scp"))
+    seconds = {k: sf.info(v.strip()).duration for k, v in scp.items()}
+    print("| file | system | " + " | ".join(f"{lo}-{hi} s" for lo, hi in BINS) + " |")
+    print("| --- | --- |" + " ---: |" * len(BINS))
+    for f in files:
+        out = json.loads(Path(f).read_text())
+        said = out.get("orig") or {
+            k: v["orig"] for k, v in json.loads(WHISPER.read_text()).items()
+        }
+        for system, hyp in out["hyp"].items():
+            cells = []
+            for lo, hi in BINS:
+                keys = [k for k in hyp if lo <= seconds[k] < hi]
+                # Clips whose original transcribes to nothing have no dWER.
+                counts = [word_errors(said[k], hyp[k]) for k in keys]
+                counts = [c for c in counts if c["words"]]
+                words = sum(c["words"] for c in counts)
+                errors = sum(c["errors"] for c in counts)
+                cells.append(f"{errors / words:.3f} ({words} words)")
+            print(f"| {Path(f).name} | {system} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
