@@ -16,7 +16,7 @@ import soundfile as sf
 
 from espnet_almtok.eval.speech_metrics import word_errors
 
-BINS = [(0, 1.5), (1.5, 3.2), (3.2, 6.0), (6.0, float("inf"))]
+BINS = [(0, 1.5), (1.5, 3.2), (3.2, 6.0), (6.0, float("inf")), (1.5, float("inf"))]
 WHISPER = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
 
 
