@@ -14,7 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from espnet_almtok.eval.speech_metrics import word_errors
+from espnet_almtok.eval.speech_metrics import pooled_wer, word_errors
 
 BINS = [(0, 1.5), (1.5, 3.2), (3.2, 6.0), (6.0, float("inf")), (1.5, float("inf"))]
 WHISPER = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
@@ -34,12 +34,9 @@ def main(*files):
             cells = []
             for lo, hi in BINS:
                 keys = [k for k in hyp if lo <= seconds[k] < hi]
-                # Clips whose original transcribes to nothing have no dWER.
                 counts = [word_errors(said[k], hyp[k]) for k in keys]
-                counts = [c for c in counts if c["words"]]
                 words = sum(c["words"] for c in counts)
-                errors = sum(c["errors"] for c in counts)
-                cells.append(f"{errors / words:.3f} ({words} words)")
+                cells.append(f"{pooled_wer(counts)['mean']:.3f} ({words} words)")
             print(f"| {Path(f).name} | {system} | " + " | ".join(cells) + " |")
 
 

@@ -34,7 +34,12 @@ import torch
 
 from espnet_almtok.eval.anchors import build_anchor
 from espnet_almtok.eval.metrics import stoi
-from espnet_almtok.eval.speech_metrics import SphinxASR, WhisperASR, word_errors
+from espnet_almtok.eval.speech_metrics import (
+    SphinxASR,
+    WhisperASR,
+    pooled_wer,
+    word_errors,
+)
 from espnet_almtok.pretrained import load_codec
 
 TRANSCRIPTS = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
@@ -70,8 +75,7 @@ def recogniser(asr):
     sphinx = SphinxASR(list(text.values()))
     scp = dict(line.split(maxsplit=1) for line in open("dump/raw/test_en/wav.scp"))
     said = {k: sphinx(*sf.read(scp[k].strip(), dtype="float32")) for k in text}
-    errors = [word_errors(text[k], said[k]) for k in text]
-    wer = sum(e["errors"] for e in errors) / sum(e["words"] for e in errors)
+    wer = pooled_wer([word_errors(text[k], said[k]) for k in text])["mean"]
     print(f"PocketSphinx on the originals: WER {wer:.3f} against the prompts' text")
     return sphinx, said
 
@@ -85,7 +89,7 @@ def main(out, dset, *specs, asr="whisper"):
         name, rest = spec.split("=")
         parts = rest.split(":")
         systems[name] = codec_system(*parts) if len(parts) > 1 else anchor_system(rest)
-    res = {s: dict(err=0, words=0, capped=[], stoi=[], hyp={}) for s in systems}
+    res = {s: dict(counts=[], stoi=[], hyp={}) for s in systems}
     start = time.time()
     for i, (key, words) in enumerate(said.items()):
         x, fs = sf.read(scp[key].strip(), dtype="float32")
@@ -94,22 +98,20 @@ def main(out, dset, *specs, asr="whisper"):
             r = res[name]
             r["stoi"].append(stoi(x, y, fs))
             r["hyp"][key] = asr(y, fs)
-            errors = word_errors(words, r["hyp"][key])
-            if errors["words"]:
-                r["err"] += errors["errors"]
-                r["words"] += errors["words"]
-                r["capped"].append(min(1.0, errors["errors"] / errors["words"]))
+            r["counts"].append(word_errors(words, r["hyp"][key]))
         if i % 100 == 0:
             print(f"{i}/{len(said)} clips, {time.time() - start:.0f} s", flush=True)
-    summary = {
-        s: dict(
-            dwer=r["err"] / r["words"],
-            dwer_capped=float(np.mean(r["capped"])),
+    summary = {}
+    for s, r in res.items():
+        # Clips whose original transcribes to nothing have no dWER.
+        capped = [min(1.0, c["errors"] / c["words"]) for c in r["counts"] if c["words"]]
+        dwer = pooled_wer(r["counts"])
+        summary[s] = dict(
+            dwer=dwer["mean"],
+            dwer_capped=float(np.mean(capped)),
             stoi=float(np.nanmean(r["stoi"])),
-            clips=len(r["capped"]),
+            clips=dwer["count"],
         )
-        for s, r in res.items()
-    }
     hyp = {s: r["hyp"] for s, r in res.items()}
     Path(out).write_text(
         json.dumps(dict(set=dset, summary=summary, orig=said, hyp=hyp), indent=1)
