@@ -21,14 +21,14 @@ from espnet_almtok.pretrained import (
 )
 
 HELD_OUT = Path(__file__).parent / "data" / "held_out"
-# The shipped model on the three held-out clips (2026-12-05, night: content loss x 100,
-# trained at random gains, coding at -18 dBFS with a 16-path residual search): STOI
-# 0.711 (Codec2 450 about 0.48 on this speaker), dWER 0.63 (27 words; on all 551
-# test_en clips its capped dWER is the best yet). The models before it gave STOI 0.722,
-# 0.713, 0.706, 0.661 and 0.647, dWER 0.52, 0.74, 0.89, 0.85 and 0.89. Lower the
-# ceiling as the shipped model becomes more intelligible.
+# The shipped model on the three held-out clips (2026-12-05, late evening: content loss
+# x 100 then x 300, trained at random gains, coding at -18 dBFS with a 16-path residual
+# search): STOI 0.714 (Codec2 450 about 0.48 on this speaker), dWER 0.56 (15 of 27
+# words). The models before it gave STOI 0.711, 0.722, 0.713, 0.706, 0.661 and 0.647,
+# dWER 0.63, 0.52, 0.74, 0.89, 0.85 and 0.89. The ceiling leaves 3 words of margin for
+# other CPUs' arithmetic; lower it as the shipped model becomes more intelligible.
 STOI_FLOOR = 0.69
-DWER_CEILING = 0.7
+DWER_CEILING = 0.67
 
 
 def test_package_keeps_what_inference_needs(model_dir, tmp_path, speechlike):
