@@ -250,3 +250,12 @@ def test_sphinx_tells_apart_the_sentences_of_its_language_model(voices):
     assert word_errors(SENTENCE, asr(x[::2], fs // 2))["errors"] <= 1
     noise = np.random.default_rng(0).normal(0, 0.05, fs).astype(np.float32)
     assert len(normalize_text(asr(noise, fs))) <= 1
+    # A transcript does not depend on what was decoded before it (loud noise here).
+    loud = np.random.default_rng(1).normal(0, 0.3, 32000).astype(np.float32)
+    hiss = np.random.default_rng(2)
+    for said, (x, fs) in clips.items():
+        noisy = x + hiss.normal(0, 0.02, len(x)).astype(np.float32)
+        for wav in (x, x[::-1].copy(), noisy):
+            first = asr(wav, fs)
+            asr(loud, 16000)
+            assert asr(wav, fs) == first, said
