@@ -698,3 +698,31 @@ def test_format_data_makes_a_quieter_copy_of_a_set(tmp_path: Path):
             y, fs = sf.read(dst / "wav" / f"{utt}.wav")
             want = np.clip(x.clip(-1, 1) * 10 ** (gain / 20), -1, 1)
             assert fs == 16000 and np.abs(y - want).max() < 1e-4
+
+
+def test_concat_data_joins_a_speakers_utterances_into_long_ones(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "wav").mkdir(parents=True)
+    g = np.random.default_rng(0)
+    seconds = {"a-1": 0.5, "a-2": 0.45, "a-3": 2.0, "a-4": 0.7, "b-1": 0.3, "b-2": 0.5}
+    clips = {u: 0.1 * g.standard_normal(int(s * 16000)) for u, s in seconds.items()}
+    for utt, x in clips.items():
+        sf.write(src / "wav" / f"{utt}.wav", x, 16000, subtype="FLOAT")
+    (src / "wav.scp").write_text("".join(f"{u} {src}/wav/{u}.wav\n" for u in clips))
+    (src / "text").write_text("".join(f"{u} w{u[-1]}\n" for u in clips))
+    (src / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in clips))
+    dst = tmp_path / "long"
+    args = ("--min_seconds", 1.0, "--max_seconds", 1.5, "--gap_seconds", 0.1)
+    proc = ok(run("concat_data.py", src, dst, *args))
+    # a-3 is too long on its own; a-4, and b-1 + b-2, never reach a second
+    # with one speaker; a-1 + a-2 with one gap is 1.05 s.
+    assert "1 utterances from 2 of 6" in proc.stderr
+    assert (dst / "text").read_text() == "a-1+1 w1 w2\n"
+    assert (dst / "utt2spk").read_text() == "a-1+1 a\n"
+    assert (dst / "utt2num_samples").read_text() == "a-1+1 16800\n"
+    y, fs = sf.read(dst / "wav" / "a-1+1.wav")
+    want = np.concatenate([clips["a-1"], np.zeros(1600), clips["a-2"]])
+    assert fs == 16000 and np.abs(y - want).max() < 1e-4
+    assert not (tmp_path / "long.tmp").exists()
+    bad = run("concat_data.py", src, tmp_path / "none", "--min_seconds", 9)
+    assert bad.returncode != 0 and "no run of utterances reaches 9" in bad.stderr

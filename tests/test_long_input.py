@@ -99,6 +99,65 @@ def test_chunked_coding_keeps_the_whole_file_shapes(tiny, speechlike):
         )
 
 
+def test_chunk_context_codes_each_token_once_with_its_context(tiny, speechlike):
+    """With ``chunk_context_seconds`` a chunk keeps the tokens in its middle: they
+    are those of the audio it sees, coded alone, and decoded chunks cross-fade to
+    a sum of one."""
+    tiny.eval()
+    w, unit, chunk = 4, HOP * 4, 0.64  # 8 tokens a chunk
+    tiny.chunk_context_seconds = 0.16  # 2 on either side: 4 kept
+    lengths = torch.tensor([30000, 9000, 20000])
+    batch = torch.zeros(3, 30000)
+    for i, n in enumerate(lengths):
+        batch[i, :n] = speechlike(int(n), seed=i)
+    windows = list(tiny.chunk_windows(24, chunk, w))
+    assert [(k.start, k.stop, s.start, s.stop) for k, s in windows] == [
+        (0, 4, 0, 8), (4, 8, 2, 10), (8, 12, 6, 14), (12, 16, 10, 18),
+        (16, 20, 14, 22), (20, 24, 18, 24),
+    ]  # fmt: skip
+    with torch.no_grad():
+        codes, n = tiny.encode_chunked(batch, lengths, w, chunk)
+        assert n.tolist() == [-(-int(x) // unit) for x in lengths]
+        for kept, seen in windows:
+            alone = tiny.encode(
+                batch[:1, seen.start * unit : seen.stop * unit], None, w
+            )
+            part = alone[..., kept.start - seen.start : kept.stop - seen.start]
+            assert torch.equal(codes[:, :1, kept.start : kept.stop], part)
+        for i in (1, 2):  # batched as alone
+            alone, _ = tiny.encode_chunked(batch[i, : lengths[i]], None, w, chunk)
+            assert torch.equal(codes[:, i, : n[i]], alone[:, 0])
+        # Later audio changes no token more than the context before it.
+        later = batch[:1].clone()
+        later[:, 12 * unit :] = speechlike(30000 - 12 * unit, seed=9)
+        assert torch.equal(
+            tiny.encode_chunked(later, None, w, chunk)[0][..., :8], codes[:, :1, :8]
+        )
+        # Mid-chunk, far from the fades, a chunk decodes as its seen tokens alone.
+        wav = tiny.decode_chunked(codes, w, n, chunk)
+        kept, seen = windows[2]
+        alone = tiny.decode(codes[:, :1, seen.start : seen.stop], w)
+        mid = slice((kept.start + 2) * unit, (kept.stop - 2) * unit)
+        shift = seen.start * unit
+        assert torch.allclose(
+            wav[:1, :, mid],
+            alone[..., mid.start - shift : mid.stop - shift],
+            atol=1e-5,
+        )
+
+    # The cross-fades sum to one over every item's valid samples.
+    def ones(c, w, lengths=None):
+        return torch.ones(c.size(1), 1, c.size(2) * unit)
+
+    tiny.decode = ones
+    flat = tiny.decode_chunked(codes, w, n, chunk)
+    for i, t in enumerate(n):
+        assert torch.allclose(flat[i, 0, : t * unit], torch.ones(t * unit))
+    tiny.chunk_context_seconds = 0.24  # 3 of 8 tokens: more than a quarter
+    with pytest.raises(ValueError, match="more than a quarter"):
+        tiny.encode_chunked(batch, lengths, w, chunk)
+
+
 def test_the_codec_chunk_is_the_default_chunk(speechlike):
     """``codec_conf.chunk_seconds`` is the chunk of ``encode_chunked``,
     ``decode_chunked`` and ``ChunkedCoder`` when none is given."""

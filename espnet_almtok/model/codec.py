@@ -46,6 +46,12 @@ class ALMTokenizer(GANCodec):
             model trained on 0.8 s chunks coded whole clips at 3.8 times the
             training scale in the quantizer (STOI 0.522 against 0.557 in 0.8 s
             chunks).
+        chunk_context_seconds: Audio (for encoding) and tokens (for
+            decoding) that each chunk sees on either side of the part it keeps,
+            rounded down to whole tokens: chunks overlap, each token is still
+            coded once (the bitrate is unchanged), and decoded chunks are
+            cross-faded over twice this. 0: chunks side by side, each coded
+            on its own.
         input_level_dbfs: Encoding first scales each input so that its RMS
             over its valid samples is this level (dBFS), one the model was
             trained at. The tokens carry no level, so decoding gives speech
@@ -84,6 +90,7 @@ class ALMTokenizer(GANCodec):
         content_loss_params: Optional[Dict[str, Any]] = None,
         random_gain_db: Optional[List[float]] = None,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        chunk_context_seconds: float = 0.0,
         input_level_dbfs: Optional[float] = None,
         max_input_gain_db: float = 30.0,
     ):
@@ -114,6 +121,11 @@ class ALMTokenizer(GANCodec):
         if chunk_seconds < 0:
             raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")
         self.chunk_seconds = chunk_seconds
+        if chunk_context_seconds < 0:
+            raise ValueError(
+                f"chunk_context_seconds must be >= 0, got {chunk_context_seconds}"
+            )
+        self.chunk_context_seconds = chunk_context_seconds
         self.input_level_dbfs = input_level_dbfs
         self.max_input_gain_db = max_input_gain_db
         self.generator = build_checked(
@@ -259,6 +271,38 @@ class ALMTokenizer(GANCodec):
     def _chunk(self, chunk_seconds: Optional[float]) -> float:
         return self.chunk_seconds if chunk_seconds is None else chunk_seconds
 
+    def chunk_tokens(self, chunk_seconds: float, w: int) -> Tuple[int, int]:
+        """Tokens per chunk and of context on either side of what it keeps.
+
+        Raises:
+            ValueError: If the context is more than a quarter of the chunk.
+        """
+        unit = self.generator.hop * w
+        tokens = self.chunk_samples(chunk_seconds, w) // unit
+        context = 0
+        if self.chunk_context_seconds > 0:
+            context = self.chunk_samples(self.chunk_context_seconds, w) // unit
+        if 4 * context > tokens:
+            raise ValueError(
+                f"chunk_context_seconds {self.chunk_context_seconds} is more than a "
+                f"quarter of the {chunk_seconds} s chunks ({tokens} tokens)"
+            )
+        return tokens, context
+
+    def chunk_windows(self, n: int, chunk_seconds: float, w: int):
+        """The chunks of ``n`` tokens: (kept, seen) token ranges.
+
+        Each chunk keeps the tokens of ``kept`` and sees those of ``seen``:
+        ``chunk_context_seconds`` of tokens on either side of ``kept`` where the
+        input has them, ``chunk_samples(chunk_seconds)`` in all at most. Without
+        context the two are the same, chunks side by side.
+        """
+        tokens, context = self.chunk_tokens(chunk_seconds, w)
+        step = tokens - 2 * context
+        for start in range(0, n, step):
+            seen = max(0, start - context)
+            yield range(start, min(start + step, n)), range(seen, min(seen + tokens, n))
+
     def encode_chunked(
         self,
         x: torch.Tensor,
@@ -269,10 +313,11 @@ class ALMTokenizer(GANCodec):
         """Encode a padded batch chunk by chunk, with memory bounded by the chunk.
 
         Each chunk of ``chunk_samples(chunk_seconds)`` samples is encoded on its
-        own, so its tokens never depend on the audio after it (nor before it),
-        but for the one gain of ``input_level_dbfs``, set by the whole input.
-        A chunk is a whole number of tokens: an item gets the same number of
-        tokens as from ``encode_with_lengths``.
+        own (see ``chunk_windows``), so its tokens never depend on the audio more
+        than ``chunk_context_seconds`` after it (nor before it), but for the one
+        gain of ``input_level_dbfs``, set by the whole input. A chunk is a whole
+        number of tokens: an item gets the same number of tokens as from
+        ``encode_with_lengths``.
 
         Args:
             x: Audio (T,), (B, T) or (B, 1, T), zero-padded past each length.
@@ -287,7 +332,8 @@ class ALMTokenizer(GANCodec):
             ``encode_with_lengths``.
         """
         w = self.window(window_size)
-        size = self.chunk_samples(self._chunk(chunk_seconds), w)
+        chunk_seconds = self._chunk(chunk_seconds)
+        size = self.chunk_samples(chunk_seconds, w)
         x = as_mono_batch(x)
         if size == 0 or x.size(-1) <= size:  # one chunk: the whole input
             return self.encode_with_lengths(x, x_lengths, w)
@@ -297,18 +343,24 @@ class ALMTokenizer(GANCodec):
         if x_lengths is None:
             x_lengths = torch.full((x.size(0),), x.size(-1))
         lengths = x_lengths.to(x.device).long()
-        tokens = size // (self.generator.hop * w)
-        n_tokens = -(-lengths // (self.generator.hop * w))
+        unit = self.generator.hop * w
+        n_tokens = -(-lengths // unit)
+        tokens = size // unit
         codes = None
-        for k, start in enumerate(range(0, int(lengths.max()), size)):
-            left = (lengths - start).clamp(0, size)
-            items = (left > 0).nonzero()[:, 0]
+        for kept, seen in self.chunk_windows(int(n_tokens.max()), chunk_seconds, w):
+            # An item no longer than a chunk is one chunk, as if coded alone.
+            first = kept.start == 0
+            items = (n_tokens > (0 if first else max(kept.start, tokens))).nonzero()
+            items = items[:, 0]
+            left = (lengths[items] - seen.start * unit).clamp(max=len(seen) * unit)
             c, _ = self.generator.encode(
-                x[items, :, start : start + size], left[items], w
+                x[items, :, seen.start * unit : seen.stop * unit], left, w
             )
             if codes is None:
                 codes = c.new_zeros(c.size(0), x.size(0), int(n_tokens.max()))
-            codes[:, items, k * tokens : k * tokens + c.size(2)] = c
+            if not first:  # the first chunk's later tokens are overwritten
+                c = c[:, :, kept.start - seen.start : kept.stop - seen.start]
+            codes[:, items, kept.start : kept.start + c.size(2)] = c
         return codes, n_tokens
 
     def decode_chunked(
@@ -321,8 +373,11 @@ class ALMTokenizer(GANCodec):
         """Decode codes chunk by chunk, with memory bounded by the chunk.
 
         The chunks are those of ``encode_chunked`` at the same window and
-        ``chunk_seconds``; each is decoded on its own, so decoding chunked codes
-        gives what decoding each chunk alone gives.
+        ``chunk_seconds``. Without ``chunk_context_seconds`` each is decoded on
+        its own, so decoding chunked codes gives what decoding each chunk alone
+        gives; with it, each chunk's tokens are decoded with their context and
+        neighbouring chunks are cross-faded (linearly) over twice the context
+        around the point where one's kept tokens end and the next's begin.
 
         Args:
             codes: (n_q, B, N) codes.
@@ -336,19 +391,40 @@ class ALMTokenizer(GANCodec):
             Waveforms (B, 1, N * hop * window_size), as ``decode``.
         """
         w = self.window(window_size)
+        chunk_seconds = self._chunk(chunk_seconds)
         unit = self.generator.hop * w
-        tokens = self.chunk_samples(self._chunk(chunk_seconds), w) // unit
+        tokens = self.chunk_samples(chunk_seconds, w) // unit
         if tokens == 0 or codes.size(2) <= tokens:  # one chunk: all tokens
             return self.decode(codes, w, code_lengths)
         if code_lengths is None:
             code_lengths = torch.full((codes.size(1),), codes.size(2))
         lengths = code_lengths.to(codes.device).long()
+        n = int(lengths.max())
+        fade = self.chunk_tokens(chunk_seconds, w)[1] * unit
         wav = None
-        for start in range(0, int(lengths.max()), tokens):
-            left = (lengths - start).clamp(0, tokens)
-            items = (left > 0).nonzero()[:, 0]
-            part = self.decode(codes[:, items, start : start + tokens], w, left[items])
+        for kept, seen in self.chunk_windows(n, chunk_seconds, w):
+            # The samples this chunk gives to: its kept tokens and, but at the
+            # input's ends, the cross-fades into its neighbours. An item no
+            # longer than a chunk is one chunk, as if decoded alone.
+            first = kept.start == 0
+            head = kept.start * unit - (0 if first else fade)
+            tail = min(kept.stop * unit + fade, n * unit)
+            whole = lengths <= tokens
+            items = ((lengths * unit > head) & (first | ~whole)).nonzero()[:, 0]
+            left = (lengths[items] - seen.start).clamp(max=len(seen))
+            part = self.decode(codes[:, items, seen.start : seen.stop], w, left)
             if wav is None:
                 wav = part.new_zeros(codes.size(1), 1, codes.size(2) * unit)
-            wav[items, :, start * unit : start * unit + part.size(-1)] = part
+            if first:
+                wav[items[whole[items]], :, : part.size(-1)] = part[whole[items]]
+                items, part = items[~whole[items]], part[~whole[items]]
+            part = part[..., head - seen.start * unit : tail - seen.start * unit]
+            if fade:
+                t = torch.arange(head, tail, device=part.device) + 0.5
+                if not first:
+                    part = part * ((t - head) / (2 * fade)).clamp(max=1)
+                if kept.stop < n:
+                    fall = (kept.stop * unit + fade - t) / (2 * fade)
+                    part = part * fall.clamp(max=1)
+            wav[items, :, head:tail] += part
         return wav

@@ -15,7 +15,9 @@ search and, given ``level_dbfs``, each input scaled to that RMS level first
 not scaled back here). dWER is
 measured against Whisper's transcripts of the original prompts at their own level
 (``../content/transcripts_all_test_en.json``), so quieter copies of ``test_en``
-(``local/format_data.py --gain_db``) are scored against the same words.
+(``local/format_data.py --gain_db``) are scored against the same words; for other
+sets, such as ``local/concat_data.py``'s long-form copy, against its transcripts of
+their originals, made in the same run.
 
 ``--asr sphinx`` scores with PocketSphinx instead (``SphinxASR``: a recogniser that
 shares nothing with Whisper, whose encoder gave the content loss), its language model
@@ -66,24 +68,37 @@ def anchor_system(name):
     return lambda x, fs: anchor(x, fs).wav.astype(np.float32)
 
 
-def recogniser(asr):
-    """The recogniser and its transcripts of the original prompts (at their level)."""
+def table(path):
+    return dict(line.strip().split(maxsplit=1) for line in open(path))
+
+
+def recogniser(asr, orig):
+    """The recogniser and its transcripts of the original clips (at their level),
+    those of the data dir ``orig``: Whisper's of ``test_en`` are ``TRANSCRIPTS``."""
+    scp = table(f"{orig}/wav.scp")
     if asr == "whisper":
-        said = {k: v["orig"] for k, v in json.loads(TRANSCRIPTS.read_text()).items()}
-        return WhisperASR(), said
-    text = dict(line.strip().split(maxsplit=1) for line in open("data/test_en/text"))
-    sphinx = SphinxASR(list(text.values()))
-    scp = dict(line.split(maxsplit=1) for line in open("dump/raw/test_en/wav.scp"))
-    said = {k: sphinx(*sf.read(scp[k].strip(), dtype="float32")) for k in text}
-    wer = pooled_wer([word_errors(text[k], said[k]) for k in text])["mean"]
+        whisper = WhisperASR()
+        if orig == "dump/raw/test_en":
+            said = json.loads(TRANSCRIPTS.read_text())
+            return whisper, {k: v["orig"] for k, v in said.items()}
+        return whisper, {
+            k: whisper(*sf.read(p, dtype="float32")) for k, p in scp.items()
+        }
+    # Its language model: the prompts' sentences, also for their long-form joins.
+    sphinx = SphinxASR(list(table("data/test_en/text").values()))
+    said = {k: sphinx(*sf.read(p, dtype="float32")) for k, p in scp.items()}
+    text = table(f"{orig}/text")
+    wer = pooled_wer([word_errors(text[k], said[k]) for k in said])["mean"]
     print(f"PocketSphinx on the originals: WER {wer:.3f} against the prompts' text")
     return sphinx, said
 
 
 def main(out, dset, *specs, asr="whisper"):
     torch.set_num_threads(1)
-    asr, said = recogniser(asr)
-    scp = dict(line.split(maxsplit=1) for line in open(f"dump/raw/{dset}/wav.scp"))
+    scp = table(f"dump/raw/{dset}/wav.scp")
+    # Quieter copies of test_en are scored against the words of its originals.
+    same = set(scp) <= set(table("dump/raw/test_en/wav.scp"))
+    asr, said = recogniser(asr, "dump/raw/" + ("test_en" if same else dset))
     systems = {}
     for spec in specs:
         name, rest = spec.split("=")
@@ -92,7 +107,7 @@ def main(out, dset, *specs, asr="whisper"):
     res = {s: dict(counts=[], stoi=[], hyp={}) for s in systems}
     start = time.time()
     for i, (key, words) in enumerate(said.items()):
-        x, fs = sf.read(scp[key].strip(), dtype="float32")
+        x, fs = sf.read(scp[key], dtype="float32")
         for name, code in systems.items():
             y = code(x, fs)
             r = res[name]
