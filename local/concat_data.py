@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from kaldi_dir import setup_logging
 
 
 def read_table(path: Path) -> dict:
@@ -63,9 +64,7 @@ def main():
     parser.add_argument("--max_seconds", type=float, default=30.0)
     parser.add_argument("--gap_seconds", type=float, default=0.3)
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s"
-    )
+    setup_logging()
     if args.min_seconds > args.max_seconds:
         raise SystemExit("--min_seconds must not exceed --max_seconds")
 
