@@ -279,9 +279,7 @@ class ALMTokenizer(GANCodec):
         """
         unit = self.generator.hop * w
         tokens = self.chunk_samples(chunk_seconds, w) // unit
-        context = 0
-        if self.chunk_context_seconds > 0:
-            context = self.chunk_samples(self.chunk_context_seconds, w) // unit
+        context = self.chunk_samples(self.chunk_context_seconds, w) // unit
         if 4 * context > tokens:
             raise ValueError(
                 f"chunk_context_seconds {self.chunk_context_seconds} is more than a "
@@ -401,6 +399,7 @@ class ALMTokenizer(GANCodec):
         lengths = code_lengths.to(codes.device).long()
         n = int(lengths.max())
         fade = self.chunk_tokens(chunk_seconds, w)[1] * unit
+        whole = lengths <= tokens
         wav = None
         for kept, seen in self.chunk_windows(n, chunk_seconds, w):
             # The samples this chunk gives to: its kept tokens and, but at the
@@ -409,7 +408,6 @@ class ALMTokenizer(GANCodec):
             first = kept.start == 0
             head = kept.start * unit - (0 if first else fade)
             tail = min(kept.stop * unit + fade, n * unit)
-            whole = lengths <= tokens
             items = ((lengths * unit > head) & (first | ~whole)).nonzero()[:, 0]
             left = (lengths[items] - seen.start).clamp(max=len(seen))
             part = self.decode(codes[:, items, seen.start : seen.stop], w, left)

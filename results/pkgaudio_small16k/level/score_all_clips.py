@@ -68,6 +68,17 @@ def anchor_system(name):
     return lambda x, fs: anchor(x, fs).wav.astype(np.float32)
 
 
+def build_systems(specs):
+    """``name=anchor`` or ``name=config:model_file:beam_size[:level_dbfs]`` specs
+    (the module doc) -> {name: a function coding (x, fs) to audio}."""
+    systems = {}
+    for spec in specs:
+        name, rest = spec.split("=")
+        parts = rest.split(":")
+        systems[name] = codec_system(*parts) if len(parts) > 1 else anchor_system(rest)
+    return systems
+
+
 def table(path):
     return dict(line.strip().split(maxsplit=1) for line in open(path))
 
@@ -99,11 +110,7 @@ def main(out, dset, *specs, asr="whisper"):
     # Quieter copies of test_en are scored against the words of its originals.
     same = set(scp) <= set(table("dump/raw/test_en/wav.scp"))
     asr, said = recogniser(asr, "dump/raw/" + ("test_en" if same else dset))
-    systems = {}
-    for spec in specs:
-        name, rest = spec.split("=")
-        parts = rest.split(":")
-        systems[name] = codec_system(*parts) if len(parts) > 1 else anchor_system(rest)
+    systems = build_systems(specs)
     res = {s: dict(counts=[], stoi=[], hyp={}) for s in systems}
     start = time.time()
     for i, (key, words) in enumerate(said.items()):

@@ -16,18 +16,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from score_all_clips import anchor_system, codec_system, table
+from score_all_clips import build_systems, table
 
 from espnet_almtok.eval.metrics import stoi
 
 
 def main(out, dset, *specs):
     torch.set_num_threads(1)
-    systems = {}
-    for spec in specs:
-        name, rest = spec.split("=")
-        parts = rest.split(":")
-        systems[name] = codec_system(*parts) if len(parts) > 1 else anchor_system(rest)
+    systems = build_systems(specs)
     scp = table(f"dump/raw/{dset}/wav.scp")
     spk = table(f"dump/raw/{dset}/utt2spk")
     res = {s: {} for s in systems}
