@@ -1,6 +1,7 @@
 """Register ``codec: almtokenizer`` and ``codec: losatok`` with ESPnet, unasked,
 and ``codec: soundstream_he`` and ``dac_he``: ESPnet's SoundStream and DAC with
-the init our codecs use (``with_variance_preserving_init``).
+the init our codecs use (``with_variance_preserving_init``) and our optional
+reconstruction-only warm-up (``with_adversarial_start``).
 
 ESPnet 202511 has no plugin entry point for codecs: the stock CLIs only accept
 names in ``espnet2.tasks.gan_codec.codec_choices``. The ``espnet_almtok.pth``
@@ -23,7 +24,8 @@ import sys
 import warnings
 
 NAMES = ("almtokenizer", "losatok")
-# ESPnet codecs registered again as f"{name}_he" with the variance-preserving init.
+# ESPnet codecs registered again as f"{name}_he" with the variance-preserving init
+# and the warm-up.
 BASELINES = ("soundstream", "dac")
 SPEECHLM_202412 = "espnet_almtok.speechlm.espnet202412"
 # Module: (the attribute the hook adapts, the hook).
@@ -70,6 +72,7 @@ def register(module) -> None:
     warning, and ``codec: almtokenizer`` stays unknown.
     """
     try:
+        from espnet_almtok.model.adversarial_start import with_adversarial_start
         from espnet_almtok.model.codec import ALMTokenizer
         from espnet_almtok.model.initialization import with_variance_preserving_init
         from espnet_almtok.model.losatok import LoSATok
@@ -83,7 +86,8 @@ def register(module) -> None:
     for name in BASELINES:
         if name in classes:
             classes.setdefault(
-                f"{name}_he", with_variance_preserving_init(classes[name])
+                f"{name}_he",
+                with_adversarial_start(with_variance_preserving_init(classes[name])),
             )
     task = module.GANCodecTask
     build_model = task.build_model.__func__

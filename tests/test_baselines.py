@@ -628,3 +628,68 @@ def test_variance_preserving_init_refuses_what_it_cannot_set():
     conv = torch.nn.utils.weight_norm(torch.nn.Conv1d(2, 2, 3))
     with pytest.raises(TypeError, match="deprecated torch.nn.utils.weight_norm"):
         init_variance_preserving(conv)
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_adversarial_start_warms_up_without_the_discriminator(baseline):
+    """Before ``adversarial_start_step`` a ``*_he`` baseline's generator loss is
+    ESPnet's less the adversarial and feature-matching terms, and its
+    discriminator neither runs nor changes; from that step on it is ESPnet's
+    codec again. At 0 (the default) the state dict is ESPnet's."""
+    config = str(CONFIGS[f"{baseline}_tiny"])
+    codec = f"{baseline}_he"
+    torch.manual_seed(0)
+    full = build_codec(config, codec=codec)
+    assert "generator_steps" not in full.state_dict()
+    torch.manual_seed(0)
+    warm = build_codec(
+        config,
+        codec=codec,
+        codec_conf={
+            **load(CONFIGS[f"{baseline}_tiny"])["codec_conf"],
+            "adversarial_start_step": 2,
+        },
+    )
+    assert torch.equal(
+        torch.nn.utils.parameters_to_vector(full.parameters()),
+        torch.nn.utils.parameters_to_vector(warm.parameters()),
+    )
+    x = batch(seed=3, n=2, length=6400)
+    outs = {}
+    for name, model in (("full", full), ("warm", warm)):
+        model.train()
+        torch.manual_seed(1)  # the same k-means init of the codebooks
+        outs[name] = model(x, forward_generator=True)
+    full_stats, warm_stats = outs["full"]["stats"], outs["warm"]["stats"]
+    assert full_stats["adv_loss"] > 0 and warm_stats["adv_loss"] == 0
+    assert "feat_match_loss" not in warm_stats
+    expected = (
+        full_stats["loss"] - full_stats["adv_loss"] - full_stats["feat_match_loss"]
+    )
+    assert warm_stats["loss"] == pytest.approx(expected, rel=1e-5)
+
+    d_before = torch.nn.utils.parameters_to_vector(warm.discriminator.parameters())
+    d_turn = warm(x, forward_generator=False)
+    d_turn["loss"].backward()
+    assert all(p.grad is None for p in warm.discriminator.parameters())
+    warm(x, forward_generator=True)  # step 2: still warming up
+    assert warm(x, forward_generator=False)["stats"]["discriminator_loss"] is None
+    g3 = warm(x, forward_generator=True)  # step 3: the discriminator is on
+    assert g3["stats"]["adv_loss"] > 0 and "feat_match_loss" in g3["stats"]
+    d3 = warm(x, forward_generator=False)
+    d3["loss"].backward()
+    assert d3["stats"]["discriminator_loss"] > 0
+    assert any(p.grad is not None for p in warm.discriminator.parameters())
+    assert torch.equal(
+        d_before, torch.nn.utils.parameters_to_vector(warm.discriminator.parameters())
+    )
+    assert int(warm.generator_steps) == 3
+    with pytest.raises(ValueError, match="adversarial_start_step"):
+        build_codec(
+            config,
+            codec=codec,
+            codec_conf={
+                **load(CONFIGS[f"{baseline}_tiny"])["codec_conf"],
+                "adversarial_start_step": -1,
+            },
+        )
