@@ -66,8 +66,9 @@ def with_adversarial_start(codec_class: type) -> type:
             return codec_class.forward(self, audio, forward_generator, **kwargs)
         if not forward_generator:
             loss = torch.zeros((), device=audio.device, requires_grad=True)
+            stats = dict(discriminator_loss=None, real_loss=None, fake_loss=None)
             loss, stats, weight = force_gatherable(
-                (loss, dict(discriminator_loss=None), audio.size(0)), audio.device
+                (loss, stats, audio.size(0)), audio.device
             )
             return {"loss": loss, "stats": stats, "weight": weight, "optim_idx": 1}
         # ESPnet's generator turn, with the discriminator's terms weighed by
@@ -78,7 +79,10 @@ def with_adversarial_start(codec_class: type) -> type:
         self.use_feat_match_loss = False
         self._cache = None
         try:
-            return codec_class.forward(self, audio, True, **kwargs)
+            out = codec_class.forward(self, audio, True, **kwargs)
+            # Reported as NaN, as our codecs do: not yet part of the loss.
+            out["stats"].update(adv_loss=None, feat_match_loss=None)
+            return out
         finally:
             self.discriminator, self.lambda_adv, self.use_feat_match_loss = saved
             self._cache = None
