@@ -693,3 +693,21 @@ def test_adversarial_start_warms_up_without_the_discriminator(baseline):
                 "adversarial_start_step": -1,
             },
         )
+
+
+def test_warmup_benchmark_gives_the_baselines_the_reference_warm_up():
+    """``benchmark_small16k_warmup.yaml``: the matched small baselines with our
+    init start their GAN at the reference's ``adversarial_start_step``."""
+    conf = read_config(str(ROOT / "conf/tuning/benchmark_small16k_warmup.yaml"))
+    systems = conf["systems"]
+    ref = systems[conf["reference"]]
+    assert ref.stage2_config == str(SMALL16K_REF.relative_to(ROOT))
+    start = load(SMALL16K_REF)["codec_conf"]["adversarial_start_step"]
+    assert conf["baselines"] == [f"{b}_he" for b in BASELINES]
+    for baseline in BASELINES:
+        system = systems[f"{baseline}_he"]
+        path = baseline_config("small16k", baseline).relative_to(ROOT)
+        assert system.stage2_config == str(path) and not system.two_stage
+        args = system.train_args.split()
+        assert args[:2] == ["--codec", f"{baseline}_he"]
+        assert f"adversarial_start_step={start}" in args

@@ -110,6 +110,7 @@ def main(out, dset, *specs, asr="whisper"):
     # Quieter copies of test_en are scored against the words of its originals.
     same = set(scp) <= set(table("dump/raw/test_en/wav.scp"))
     asr, said = recogniser(asr, "dump/raw/" + ("test_en" if same else dset))
+    said = {k: words for k, words in said.items() if k in scp}  # a subset's clips
     systems = build_systems(specs)
     res = {s: dict(counts=[], stoi=[], hyp={}) for s in systems}
     start = time.time()
