@@ -636,20 +636,16 @@ def test_adversarial_start_warms_up_without_the_discriminator(baseline):
     ESPnet's less the adversarial and feature-matching terms, and its
     discriminator neither runs nor changes; from that step on it is ESPnet's
     codec again. At 0 (the default) the state dict is ESPnet's."""
-    config = str(CONFIGS[f"{baseline}_tiny"])
-    codec = f"{baseline}_he"
-    torch.manual_seed(0)
-    full = build_codec(config, codec=codec)
+    config = CONFIGS[f"{baseline}_tiny"]
+
+    def build(**codec_conf):
+        torch.manual_seed(0)
+        codec_conf = {**load(config)["codec_conf"], **codec_conf}
+        return build_codec(str(config), codec=f"{baseline}_he", codec_conf=codec_conf)
+
+    full = build()
     assert "generator_steps" not in full.state_dict()
-    torch.manual_seed(0)
-    warm = build_codec(
-        config,
-        codec=codec,
-        codec_conf={
-            **load(CONFIGS[f"{baseline}_tiny"])["codec_conf"],
-            "adversarial_start_step": 2,
-        },
-    )
+    warm = build(adversarial_start_step=2)
     assert torch.equal(
         torch.nn.utils.parameters_to_vector(full.parameters()),
         torch.nn.utils.parameters_to_vector(warm.parameters()),
@@ -685,14 +681,7 @@ def test_adversarial_start_warms_up_without_the_discriminator(baseline):
     )
     assert int(warm.generator_steps) == 3
     with pytest.raises(ValueError, match="adversarial_start_step"):
-        build_codec(
-            config,
-            codec=codec,
-            codec_conf={
-                **load(CONFIGS[f"{baseline}_tiny"])["codec_conf"],
-                "adversarial_start_step": -1,
-            },
-        )
+        build(adversarial_start_step=-1)
 
 
 def test_warmup_benchmark_gives_the_baselines_the_reference_warm_up():

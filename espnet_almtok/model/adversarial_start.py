@@ -7,9 +7,8 @@ SoundStream and DAC run their discriminators from the first step: on one CPU
 thread a step of the small configs costs them 3.8 and 2.6 s with the
 discriminator, 0.6 and 0.7 s without. Compared at equal steps, the baselines
 would be trained on losses the reference does not use, at several times the
-cost. ``with_adversarial_start``
-gives them the same warm-up, computing their generator losses with ESPnet's own
-code.
+cost. ``with_adversarial_start`` gives them the same warm-up, computing their
+generator losses with ESPnet's own code.
 """
 
 from typing import Any, Dict
