@@ -506,6 +506,16 @@ def test_small16k_finetunes_differ_only_in_layer1_losses(name, changed):
 
 
 CONTEXT = {"chunk_length", "batch_size", "num_iters_per_epoch"}
+LEVEL = (
+    CONTEXT
+    | {"max_epoch", "scheduler", "scheduler_conf.gamma"}
+    | {
+        f"codec_conf.generator_params.quantizer_params.{k}"
+        for k in ("dead_code_threshold", "usage_decay", "beam_size")
+    }
+    | {"codec_conf.lambda_content", "codec_conf.random_gain_db"}
+    | {"codec_conf.input_level_dbfs", "codec_conf.max_input_gain_db"}
+)
 
 
 @pytest.mark.parametrize(
@@ -537,16 +547,12 @@ CONTEXT = {"chunk_length", "batch_size", "num_iters_per_epoch"}
             # and content_loss_params, whose one key is its default (null)
             | {"codec_conf.lambda_content"},
         ),
+        ("finetune_level", LEVEL),
         (
-            "finetune_level",
-            CONTEXT
-            | {"max_epoch", "scheduler", "scheduler_conf.gamma"}
-            | {
-                f"codec_conf.generator_params.quantizer_params.{k}"
-                for k in ("dead_code_threshold", "usage_decay", "beam_size")
-            }
-            | {"codec_conf.lambda_content", "codec_conf.random_gain_db"}
-            | {"codec_conf.input_level_dbfs", "codec_conf.max_input_gain_db"},
+            "finetune_band",
+            LEVEL
+            | {"codec_conf.random_lowpass_hz", "codec_conf.random_lowpass_share"}
+            | {"codec_conf.adversarial_start_step"},
         ),
     ],
 )

@@ -196,6 +196,45 @@ def test_random_gain_scales_each_training_clip_within_its_range(
         adversarial_tiny(random_gain_db=[4.0, -20.0])
 
 
+def test_random_lowpass_band_limits_a_share_of_training_clips(monkeypatch):
+    tiny = adversarial_tiny(
+        random_lowpass_hz=[2000.0, 6000.0], random_lowpass_share=0.5, dither=0.0
+    )
+    torch.manual_seed(1)
+    x = torch.randn(32, 6400)
+    targets, inputs = [], []
+    mel, run = tiny.mel_loss.forward, tiny.run_generator
+    monkeypatch.setattr(
+        tiny.mel_loss, "forward", lambda y_hat, y: targets.append(y) or mel(y_hat, y)
+    )
+    monkeypatch.setattr(tiny, "run_generator", lambda y: inputs.append(y) or run(y))
+    tiny(x, forward_generator=True)
+    (real,) = targets
+    assert torch.equal(inputs[0], real)  # input and target alike
+    power = torch.fft.rfft(real[:, 0]).abs() ** 2
+    freqs = torch.fft.rfftfreq(6400, 1 / tiny.fs)
+    # Each clip's cutoff: the highest frequency it still has power at.
+    top = torch.stack([freqs[(p > 1e-6 * p.max()).nonzero().max()] for p in power])
+    limited = top < tiny.fs / 2 - 100
+    assert 8 <= limited.sum() <= 24, top
+    cut = top[limited]
+    assert cut.min() >= 2000 - 10 and cut.max() <= 6000 and cut.std() > 500
+    # Below its cutoff a clip is untouched; the others are untouched throughout.
+    spec, ref = torch.fft.rfft(real[:, 0]), torch.fft.rfft(x)
+    below = freqs[None] <= top[:, None]
+    assert torch.allclose(spec[below], ref[below], atol=1e-3)
+    assert torch.allclose(real[~limited, 0], x[~limited], atol=1e-5)
+    tiny.eval()
+    with torch.no_grad():
+        tiny(x, forward_generator=True)
+    assert torch.equal(targets[1], x.unsqueeze(1))  # validation codes it as it is
+    for bad in ([6000.0, 2000.0], [0.0, 4000.0], [2000.0, 9000.0]):
+        with pytest.raises(ValueError, match="random_lowpass_hz"):
+            adversarial_tiny(random_lowpass_hz=bad)
+    with pytest.raises(ValueError, match="random_lowpass_share"):
+        adversarial_tiny(random_lowpass_hz=[2000.0, 6000.0], random_lowpass_share=2.0)
+
+
 def test_input_level_codes_every_level_alike_and_round_trips_keep_it(speechlike):
     from espnet_almtok.coding import ChunkedCoder
 

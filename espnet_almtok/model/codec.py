@@ -33,7 +33,8 @@ class ALMTokenizer(GANCodec):
         discriminator_params, generator_adv_loss_params,
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
-        dither, content_loss_params, random_gain_db: See ``GANCodec``.
+        dither, content_loss_params, random_gain_db, random_lowpass_hz,
+        random_lowpass_share: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel, lambda_commit,
         lambda_semantic, lambda_semantic_relation, lambda_mae, lambda_ar,
         lambda_content: Loss weights (``semantic`` and ``semantic_relation``
@@ -89,6 +90,8 @@ class ALMTokenizer(GANCodec):
         dither: float = 0.0,
         content_loss_params: Optional[Dict[str, Any]] = None,
         random_gain_db: Optional[List[float]] = None,
+        random_lowpass_hz: Optional[List[float]] = None,
+        random_lowpass_share: float = 0.5,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         chunk_context_seconds: float = 0.0,
         input_level_dbfs: Optional[float] = None,
@@ -117,6 +120,8 @@ class ALMTokenizer(GANCodec):
             dither,
             content_loss_params,
             random_gain_db,
+            random_lowpass_hz,
+            random_lowpass_share,
         )
         if chunk_seconds < 0:
             raise ValueError(f"chunk_seconds must be >= 0, got {chunk_seconds}")

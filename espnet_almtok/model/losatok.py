@@ -261,7 +261,8 @@ class LoSATok(GANCodec):
         discriminator_params, generator_adv_loss_params,
         discriminator_adv_loss_params, feat_match_loss_params,
         mel_loss_params, cache_generator_outputs, adversarial_start_step,
-        dither, content_loss_params, random_gain_db: See ``GANCodec``.
+        dither, content_loss_params, random_gain_db, random_lowpass_hz,
+        random_lowpass_share: See ``GANCodec``.
         lambda_adv, lambda_feat_match, lambda_mel: Reconstruction loss weights.
         lambda_sembo_cos, lambda_sembo_relation: Weights of the semantic
             bottleneck's cosine reconstruction and time-relation losses
@@ -297,6 +298,8 @@ class LoSATok(GANCodec):
         dither: float = 0.0,
         content_loss_params: Optional[Dict[str, Any]] = None,
         random_gain_db: Optional[List[float]] = None,
+        random_lowpass_hz: Optional[List[float]] = None,
+        random_lowpass_share: float = 0.5,
     ):
         super().__init__(
             sampling_rate,
@@ -321,6 +324,8 @@ class LoSATok(GANCodec):
             dither,
             content_loss_params,
             random_gain_db,
+            random_lowpass_hz,
+            random_lowpass_share,
         )
         self.generator = build_checked(
             LoSATokGenerator,
