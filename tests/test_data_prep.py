@@ -726,3 +726,61 @@ def test_concat_data_joins_a_speakers_utterances_into_long_ones(tmp_path: Path):
     assert not (tmp_path / "long.tmp").exists()
     bad = run("concat_data.py", src, tmp_path / "none", "--min_seconds", 9)
     assert bad.returncode != 0 and "no run of utterances reaches 9" in bad.stderr
+
+
+def test_pkgaudio_english_voices(pkg_cache: Path, tmp_path: Path):
+    """Two games' English voices: trained on N times over in train_en_voices, the
+    Warzone 2100 narrator held out, each MegaGlest recording once, train as it was."""
+    import zipfile
+
+    root = pkg_cache / "root"
+    ogg = dict(format="OGG", subtype="VORBIS")
+    wz = root / "warzone2100-data/usr/share/games/warzone2100"
+    wz.mkdir(parents=True)
+    (root / "warzone2100-data/.complete").write_text("4.3-1\n")
+    with zipfile.ZipFile(wz / "base.wz", "w") as archive:
+        for i, name in enumerate(
+            ("tutorial/tut1", "memressp/artbat/pcv403", "taunts/gg", "music/no")
+        ):
+            write_audio(tmp_path / "wz.ogg", tone(0.6, 11025, 200 + i), 11025, **ogg)
+            archive.write(tmp_path / "wz.ogg", f"audio/{name}.ogg")
+    units = root / "megaglest-data/usr/share/games/megaglest/techs/megapack"
+    same = tone(0.6, 44100, 400)
+    for name, x in (
+        ("factions/magic/units/initiate/sounds/initiate_ack1", same),
+        ("factions/magic/units/initiate/sounds/initiate_select1", tone(0.7, 44100)),
+        ("factions/magic/units/initiate/sounds/initiate_die1", tone(0.5, 44100)),
+        ("commondata/sounds/archer_ack1", same),  # the same recording again
+    ):
+        write_audio(units / f"{name}.wav", x, 44100)
+    (root / "megaglest-data/.complete").write_text("3.13-1\n")
+    plain = tmp_path / "plain"
+    ok(prep_pkgaudio(pkg_cache, plain))
+    out = tmp_path / "data"
+    ok(prep_pkgaudio(pkg_cache, out, english_voices_repeat=3))
+    voices = table(out / "train_voice_en/utt2spk")
+    assert voices == {
+        "megaglest-commondata_sounds_archer_ack1": "megaglest_archer",
+        "megaglest-factions_magic_units_initiate_sounds_initiate_select1": (
+            "megaglest_initiate"
+        ),
+        "wz_memressp-artbat_pcv403": "wz_memressp",
+        "wz_taunts-gg": "wz_taunts",
+    }
+    assert table(out / "test_wz_narrator/utt2spk") == {
+        "wz_tutorial-tut1": "wz_tutorial"
+    }
+    assert (out / "train/wav.scp").read_text() == (plain / "train/wav.scp").read_text()
+    both = table(out / "train_en_voices/wav.scp")
+    train = table(out / "train/wav.scp")
+    copies = {u: p for u, p in both.items() if u not in train}
+    assert len(both) == len(train) + 3 * len(voices)
+    assert {u.rsplit("_r", 1)[0] for u in copies if u not in voices} == set(voices)
+    assert all(copies[f"{u}_r3"] == copies[u] for u in voices)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["packages"]["megaglest-data"]["license"] == "CC-BY-SA-3.0"
+    assert manifest["sets"]["test_wz_narrator"]["clips"] == 1
+    assert (
+        "megaglest-data"
+        not in json.loads((plain / "manifest.json").read_text())["packages"]
+    )
