@@ -168,18 +168,24 @@ def test_dither_is_training_noise_shared_by_both_turns(speechlike, monkeypatch):
     assert torch.equal(mel_targets[1], x.unsqueeze(1))  # no dither in validation
 
 
+def record_training_audio(tiny: ALMTokenizer, monkeypatch):
+    """Lists that collect what the generator codes and what the mel loss targets."""
+    inputs, targets = [], []
+    mel, run = tiny.mel_loss.forward, tiny.run_generator
+    monkeypatch.setattr(
+        tiny.mel_loss, "forward", lambda y_hat, y: targets.append(y) or mel(y_hat, y)
+    )
+    monkeypatch.setattr(tiny, "run_generator", lambda y: inputs.append(y) or run(y))
+    return inputs, targets
+
+
 def test_random_gain_scales_each_training_clip_within_its_range(
     speechlike, monkeypatch
 ):
     tiny = adversarial_tiny(random_gain_db=[-20.0, 4.0], dither=0.0)
     clip = speechlike(6400)
     x = clip.expand(8, -1).clone()
-    targets, inputs = [], []
-    mel, run = tiny.mel_loss.forward, tiny.run_generator
-    monkeypatch.setattr(
-        tiny.mel_loss, "forward", lambda y_hat, y: targets.append(y) or mel(y_hat, y)
-    )
-    monkeypatch.setattr(tiny, "run_generator", lambda y: inputs.append(y) or run(y))
+    inputs, targets = record_training_audio(tiny, monkeypatch)
     tiny(x, forward_generator=True)
     (real,) = targets
     # The reconstruction's target is what the generator coded: the scaled clip.
@@ -202,12 +208,7 @@ def test_random_lowpass_band_limits_a_share_of_training_clips(monkeypatch):
     )
     torch.manual_seed(1)
     x = torch.randn(32, 6400)
-    targets, inputs = [], []
-    mel, run = tiny.mel_loss.forward, tiny.run_generator
-    monkeypatch.setattr(
-        tiny.mel_loss, "forward", lambda y_hat, y: targets.append(y) or mel(y_hat, y)
-    )
-    monkeypatch.setattr(tiny, "run_generator", lambda y: inputs.append(y) or run(y))
+    inputs, targets = record_training_audio(tiny, monkeypatch)
     tiny(x, forward_generator=True)
     (real,) = targets
     assert torch.equal(inputs[0], real)  # input and target alike
