@@ -301,9 +301,11 @@ class GANCodec(AbsGANCodec):
         if self.random_lowpass_hz is not None:
             cutoff = torch.empty(x.size(0), device=x.device)
             cutoff.uniform_(*self.random_lowpass_hz)
-            keep = torch.rand(x.size(0), device=x.device) >= self.random_lowpass_share
-            # A cutoff at Nyquist leaves a clip as it is.
-            x = lowpass(x, cutoff.masked_fill(keep, self.fs / 2), self.fs)
+            limited = torch.rand(x.size(0), device=x.device) < self.random_lowpass_share
+            if limited.any():  # MKL's FFT refuses an empty batch
+                # Out of place: without a gain, x is still the caller's batch.
+                low = lowpass(x[limited], cutoff[limited], self.fs)
+                x = x.index_put((limited,), low)
         if self.dither > 0:
             x = x + self.dither * torch.randn_like(x)
         return x
