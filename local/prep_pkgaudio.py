@@ -39,6 +39,14 @@ Sets (Kaldi-style, under ``--out_dir``):
   with ``train_voice_en`` N times over (the copies' ids end in ``_r<k>``), and
   ``test_wz_narrator`` holds Warzone 2100's tutorial narrator (80 read
   sentences, no text), never in training. ``train`` itself is unchanged.
+* With ``--english_dialogue true``, ``train_dialogue_en`` holds the spoken
+  dialogue of Flight of the Amazon Queen (6745 lines, about 4.6 h, a cast of
+  English voice actors; 11025 Hz MP3 inside ``queen.1c``), and
+  ``train_en_voices`` holds it once. Its band ends at 5.5 kHz: English words in
+  many voices, without the upper band, as on many recording chains.
+  ``test_drascula`` holds ``--max_test_other`` English lines of another game,
+  Drascula (11025 Hz, ten characters, no text), never in training: speakers and
+  a recording chain that no training set has.
 
 A transcribed source's clip whose transcript cannot be found (or is only a
 bracketed description such as ``[beep]``) is dropped and counted in the log and
@@ -55,13 +63,14 @@ import json
 import logging
 import re
 import shutil
+import struct
 import subprocess
 import time
 import zipfile
 from collections import Counter, defaultdict
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import av
 import numpy as np
@@ -99,6 +108,16 @@ ENGLISH_VOICE_PACKAGES = {
     "warzone2100-data": ("GPL-2+", "English voice lines (in base.wz)"),
     "megaglest-data": ("CC-BY-SA-3.0", "English unit replies"),
 }
+# Spoken dialogue (--english_dialogue): a BSD-like freeware license.
+ENGLISH_DIALOGUE_PACKAGES = {
+    "flight-of-the-amazon-queen": (
+        "Flight-of-the-Amazon-Queen-License (free redistribution)",
+        "English game dialogue, MP3 (in queen.1c)",
+    ),
+    "drascula": ("Drascula-License (free redistribution)", "English game dialogue"),
+}
+QUEEN_COMPRESSION = {1: "mp3", 2: "ogg", 3: "flac"}  # queen.1c's sound codings
+DRASCULA_RATE = 11025  # its *.ALS lines: headerless unsigned 8-bit mono PCM
 WARZONE_NARRATOR = "tutorial"  # base.wz's audio/ folder held out as a test set
 WARZONE_VOICES = ("memressp", "vtoltalk", "countdown", "extra", "taunts")
 # Speech synthesizers (installed by tools/setup.sh, not fetched; manifest only).
@@ -316,6 +335,17 @@ def files(root: Path, package: str, folder: str, pattern: str, spk: str) -> List
     ]
 
 
+def unpack_once(dest: Path, unpack: Callable[[Path], None]) -> Path:
+    """``dest`` filled by ``unpack(dest)`` once: a marker file records that it
+    finished, so an interrupted unpacking starts again from nothing."""
+    if not (dest / ".complete").is_file():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        unpack(dest)
+        (dest / ".complete").touch()
+    return dest
+
+
 def warzone_voices(root: Path) -> Tuple[List[Clip], List[Clip]]:
     """Warzone 2100's voice lines: (those to train on, the tutorial narrator).
 
@@ -323,17 +353,76 @@ def warzone_voices(root: Path) -> Tuple[List[Clip], List[Clip]]:
     """
     pkg = "warzone2100-data"
     base = root / pkg / "usr/share/games/warzone2100"
-    audio = base / "base_wz"
-    if not (audio / ".complete").is_file():
-        shutil.rmtree(audio, ignore_errors=True)
+    folders = tuple(f"audio/{f}/" for f in (WARZONE_NARRATOR, *WARZONE_VOICES))
+
+    def unzip(dest: Path) -> None:
         with zipfile.ZipFile(base / "base.wz") as wz:
-            folders = tuple(f"audio/{f}/" for f in (WARZONE_NARRATOR, *WARZONE_VOICES))
-            wz.extractall(audio, [n for n in wz.namelist() if n.startswith(folders)])
-        (audio / ".complete").touch()
+            wz.extractall(dest, [n for n in wz.namelist() if n.startswith(folders)])
+
+    audio = unpack_once(base / "base_wz", unzip)
     folder = lambda f: files(  # noqa: E731
         root, pkg, f"{audio.relative_to(root / pkg)}/audio/{f}", "**/*.ogg", f"wz_{f}"
     )
     return [c for f in WARZONE_VOICES for c in folder(f)], folder(WARZONE_NARRATOR)
+
+
+def queen_speech(archive: Path, dest: Path) -> None:
+    """Write the speech files (``*.SB``) of a ScummVM ``queen.1c`` archive.
+
+    The archive starts with ``QTBL``, the game version (6 bytes, ``CEM10`` for
+    the English CD), 2 bytes, the compression of the sound files (1 byte), the
+    number of entries (uint16) and a table of 21-byte entries: a NUL-padded
+    12-byte name, a bundle number (1 byte), offset and size (big-endian uint32).
+    """
+    data = archive.read_bytes()
+    if data[:4] != b"QTBL":
+        raise ValueError(f"{archive}: not a queen.1c archive (no QTBL table)")
+    suffix = QUEEN_COMPRESSION.get(data[12])
+    if suffix is None:
+        raise ValueError(f"{archive}: sound compression {data[12]} is not supported")
+    (count,) = struct.unpack(">H", data[13:15])
+    for pos in range(15, 15 + 21 * count, 21):
+        name = data[pos : pos + 12].split(b"\0")[0].decode("ascii")
+        offset, size = struct.unpack(">II", data[pos + 13 : pos + 21])
+        if name.endswith(".SB"):
+            (dest / f"{name[:-3]}.{suffix}").write_bytes(data[offset : offset + size])
+
+
+def queen_dialogue(root: Path) -> List[Clip]:
+    """Flight of the Amazon Queen's spoken lines. The file names do not say who
+    speaks, so they share one speaker id."""
+    pkg = "flight-of-the-amazon-queen"
+    base = root / pkg / "usr/share/scummvm" / pkg
+    unpack_once(base / "speech", lambda d: queen_speech(base / "queen.1c", d))
+    clips = files(root, pkg, f"usr/share/scummvm/{pkg}/speech", "*", "fotaq")
+    return [c for c in clips if c.src.suffix[1:] in QUEEN_COMPRESSION.values()]
+
+
+def drascula_dialogue(root: Path, n: int) -> List[Clip]:
+    """``n`` of Drascula's English lines, written once as WAV files. A line's file
+    name is its speaker's prefix and a number: none for the hero, ``D`` for
+    Drascula, ``VB`` for Von Braun...; ``S`` files are sound effects."""
+    pkg = "drascula"
+    base = root / pkg / "usr/share/scummvm/drascula/en"
+
+    def to_wav(dest: Path) -> None:
+        for p in base.glob("*.ALS"):
+            if not p.stem.startswith("S"):
+                pcm = np.fromfile(p, np.uint8).astype(np.float32) / 128 - 1
+                sf.write(dest / f"{p.stem}.wav", pcm, DRASCULA_RATE, subtype="PCM_U8")
+
+    unpack_once(base / "speech", to_wav)
+    clips = files(root, pkg, f"{base.relative_to(root / pkg)}/speech", "*.wav", "")
+    return cap(
+        [
+            c._replace(
+                utt=f"drascula-{c.src.stem}",
+                spk=f"drascula_{c.src.stem.rstrip('0123456789').lower() or 'hero'}",
+            )
+            for c in clips
+        ],
+        n,
+    )
 
 
 def megaglest_voices(root: Path) -> List[Clip]:
@@ -586,7 +675,7 @@ def write_manifest(
         for c in clips:
             table[c.package][name][0] += 1
             table[c.package][name][1] += seconds[c.utt] / 3600
-    extra = {**ENGLISH_VOICE_PACKAGES, **SYNTHESIZERS}
+    extra = {**ENGLISH_VOICE_PACKAGES, **ENGLISH_DIALOGUE_PACKAGES, **SYNTHESIZERS}
     sources = {**PACKAGES, **{w: v for w, v in extra.items() if w in table}}
     manifest = {
         "download": download,
@@ -686,6 +775,13 @@ def get_parser() -> argparse.ArgumentParser:
         default=0,
         help="copies of the recorded English voices in train_en_voices (0: none)",
     )
+    parser.add_argument(
+        "--english_dialogue",
+        choices=("true", "false"),
+        default="false",
+        help="true: train_dialogue_en (Flight of the Amazon Queen's dialogue, also "
+        "once in train_en_voices) and test_drascula",
+    )
     return parser
 
 
@@ -696,6 +792,8 @@ def main():
     packages = list(PACKAGES)
     if args.english_voices_repeat > 0:
         packages += list(ENGLISH_VOICE_PACKAGES)
+    if args.english_dialogue == "true":
+        packages += list(ENGLISH_DIALOGUE_PACKAGES)
     versions, nbytes, seconds = fetch(packages, args.cache_dir)
     logging.info(f"downloaded {nbytes / 1e6:.1f} MB in {seconds:.1f} s")
     root = args.cache_dir / "root"
@@ -752,6 +850,9 @@ def main():
     if args.english_voices_repeat > 0:
         sets["train_voice_en"], sets["test_wz_narrator"] = warzone_voices(root)
         sets["train_voice_en"] += megaglest_voices(root)
+    if args.english_dialogue == "true":
+        sets["train_dialogue_en"] = queen_dialogue(root)
+        sets["test_drascula"] = drascula_dialogue(root, args.max_test_other)
     paths = convert_all(
         [c for cs in sets.values() for c in cs], args.cache_dir / "clips", args.nj
     )
@@ -761,14 +862,19 @@ def main():
         sets[name] = [c for c in clips if c.utt in paths]
     durations = {utt: sf.info(str(p)).duration for utt, p in paths.items()}
     sets["train"] = sets["train_speech"] + sets["train_voice"] + sets["train_sound"]
-    if args.english_voices_repeat > 0:
+    if args.english_voices_repeat > 0 or args.english_dialogue == "true":
         copies = []
         for k in range(2, args.english_voices_repeat + 1):
             for c in sets["train_voice_en"]:
                 copy = c._replace(utt=f"{c.utt}_r{k}")
                 paths[copy.utt], durations[copy.utt] = paths[c.utt], durations[c.utt]
                 copies.append(copy)
-        sets["train_en_voices"] = sets["train"] + sets["train_voice_en"] + copies
+        sets["train_en_voices"] = (
+            sets["train"]
+            + sets.get("train_voice_en", [])
+            + copies
+            + sets.get("train_dialogue_en", [])
+        )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, clips in sets.items():
         n = write_kaldi_dir(

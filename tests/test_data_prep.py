@@ -784,3 +784,56 @@ def test_pkgaudio_english_voices(pkg_cache: Path, tmp_path: Path):
         "megaglest-data"
         not in json.loads((plain / "manifest.json").read_text())["packages"]
     )
+
+
+def test_pkgaudio_english_dialogue(pkg_cache: Path, tmp_path: Path):
+    """Flight of the Amazon Queen's speech out of queen.1c into train_dialogue_en
+    (and once into train_en_voices), Drascula's lines without its sound effects
+    into test_drascula, each speaker by its file prefix, train as it was."""
+    import struct
+
+    root = pkg_cache / "root"
+    mp3 = {}
+    for i, name in enumerate(("020006J1.SB", "TOM_0826.SB")):
+        write_audio(tmp_path / "x.mp3", tone(0.8, 11025, 300 + 50 * i), 11025)
+        mp3[name] = (tmp_path / "x.mp3").read_bytes()
+    entries = {**mp3, "ROOM1.PCX": b"not audio"}
+    header = b"QTBL" + b"CEM10\0" + b"\0\0" + b"\1" + struct.pack(">H", len(entries))
+    offset, index, blobs = len(header) + 21 * len(entries), b"", b""
+    for name, blob in entries.items():
+        index += name.encode().ljust(12, b"\0") + struct.pack(
+            ">BII", 1, offset, len(blob)
+        )
+        offset, blobs = offset + len(blob), blobs + blob
+    queen = root / "flight-of-the-amazon-queen/usr/share/scummvm"
+    queen = queen / "flight-of-the-amazon-queen"
+    queen.mkdir(parents=True)
+    (queen / "queen.1c").write_bytes(header + index + blobs)
+    (root / "flight-of-the-amazon-queen/.complete").write_text("1.0.0-9\n")
+    drascula = root / "drascula/usr/share/scummvm/drascula/en"
+    drascula.mkdir(parents=True)
+    for name in ("1", "12", "VB3", "S4"):  # S: a sound effect
+        pcm = np.round(tone(0.7, 11025, 250) * 127 + 128).astype(np.uint8)
+        (drascula / f"{name}.ALS").write_bytes(pcm.tobytes())
+    (root / "drascula/.complete").write_text("1.0+ds4-2\n")
+    plain = tmp_path / "plain"
+    ok(prep_pkgaudio(pkg_cache, plain))
+    out = tmp_path / "data"
+    ok(prep_pkgaudio(pkg_cache, out, english_dialogue="true"))
+    dialogue = table(out / "train_dialogue_en/wav.scp")
+    assert set(dialogue) == {"fotaq-020006J1", "fotaq-TOM_0826"}
+    x, rate = sf.read(dialogue["fotaq-TOM_0826"])
+    assert rate == 11025 and abs(len(x) / rate - 0.8) < 0.1
+    assert table(out / "test_drascula/utt2spk") == {
+        "drascula-1": "drascula_hero",
+        "drascula-12": "drascula_hero",
+        "drascula-VB3": "drascula_vb",
+    }
+    assert (out / "train/wav.scp").read_text() == (plain / "train/wav.scp").read_text()
+    both = table(out / "train_en_voices/wav.scp")
+    assert both == {**table(out / "train/wav.scp"), **dialogue}
+    packages = json.loads((out / "manifest.json").read_text())["packages"]
+    assert {"flight-of-the-amazon-queen", "drascula"} <= set(packages)
+    bad = tmp_path / "bad"
+    proc = prep_pkgaudio(pkg_cache, bad, english_dialogue="yes")
+    assert proc.returncode != 0 and "invalid choice: 'yes'" in proc.stderr

@@ -15,6 +15,9 @@
 # With --english_voices_repeat N (N > 0; fetches 380 MB more): recorded English
 # voices of two games, train_voice_en, train_en_voices (train + N copies of them)
 # and test_wz_narrator (Warzone 2100's tutorial narrator, held out).
+# With --english_dialogue true (61 MB more): train_dialogue_en, Flight of the
+# Amazon Queen's spoken dialogue (4.6 h, 11 kHz), also once in train_en_voices,
+# and test_drascula (another game's English lines, 150 clips, held out).
 # and data/README.md, data/manifest.json: packages, versions, licenses, hours.
 set -euo pipefail
 . ./path.sh
@@ -35,6 +38,7 @@ tts_sentences=370             # English Fish Fillets lines per TTS voice (0: non
 # four 16 kHz voices (flite -lv; kal is 8 kHz).
 tts_voices=piper:joe,flite:awb,flite:rms,flite:slt,flite:kal16
 english_voices_repeat=0       # Copies of the game voices in train_en_voices (0: none).
+english_dialogue=false        # true: Flight of the Amazon Queen's dialogue too.
 help_message="Usage: $0 [--cache_dir DIR] [--nj N] [--dev_speakers A,B] [--test_speakers A,B] ..."
 . "${ALMTOK_LOCAL}/parse_options.sh"
 
@@ -46,4 +50,5 @@ python3 "${ALMTOK_LOCAL}/prep_pkgaudio.py" --out_dir data --cache_dir "${cache_d
     --max_dev_speech "${max_dev_speech}" --max_dev_sound "${max_dev_sound}" \
     --max_test_other "${max_test_other}" --max_test_sound "${max_test_sound}" \
     --tts_sentences "${tts_sentences}" --tts_voices "${tts_voices}" \
-    --english_voices_repeat "${english_voices_repeat}"
+    --english_voices_repeat "${english_voices_repeat}" \
+    --english_dialogue "${english_dialogue}"
