@@ -412,17 +412,9 @@ def drascula_dialogue(root: Path, n: int) -> List[Clip]:
                 sf.write(dest / f"{p.stem}.wav", pcm, DRASCULA_RATE, subtype="PCM_U8")
 
     unpack_once(base / "speech", to_wav)
-    clips = files(root, pkg, f"{base.relative_to(root / pkg)}/speech", "*.wav", "")
-    return cap(
-        [
-            c._replace(
-                utt=f"drascula-{c.src.stem}",
-                spk=f"drascula_{c.src.stem.rstrip('0123456789').lower() or 'hero'}",
-            )
-            for c in clips
-        ],
-        n,
-    )
+    clips = files(root, pkg, f"{base.relative_to(root / pkg)}/speech", "*.wav", pkg)
+    speaker = lambda c: c.src.stem.rstrip("0123456789").lower() or "hero"  # noqa: E731
+    return cap([c._replace(spk=f"{pkg}_{speaker(c)}") for c in clips], n)
 
 
 def megaglest_voices(root: Path) -> List[Clip]:
