@@ -779,12 +779,13 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main():
     args = get_parser().parse_args()
+    dialogue = args.english_dialogue == "true"
     setup_logging()
     voices = tts_voices(args.tts_voices) if args.tts_sentences else []
     packages = list(PACKAGES)
     if args.english_voices_repeat > 0:
         packages += list(ENGLISH_VOICE_PACKAGES)
-    if args.english_dialogue == "true":
+    if dialogue:
         packages += list(ENGLISH_DIALOGUE_PACKAGES)
     versions, nbytes, seconds = fetch(packages, args.cache_dir)
     logging.info(f"downloaded {nbytes / 1e6:.1f} MB in {seconds:.1f} s")
@@ -842,7 +843,7 @@ def main():
     if args.english_voices_repeat > 0:
         sets["train_voice_en"], sets["test_wz_narrator"] = warzone_voices(root)
         sets["train_voice_en"] += megaglest_voices(root)
-    if args.english_dialogue == "true":
+    if dialogue:
         sets["train_dialogue_en"] = queen_dialogue(root)
         sets["test_drascula"] = drascula_dialogue(root, args.max_test_other)
     paths = convert_all(
@@ -854,7 +855,7 @@ def main():
         sets[name] = [c for c in clips if c.utt in paths]
     durations = {utt: sf.info(str(p)).duration for utt, p in paths.items()}
     sets["train"] = sets["train_speech"] + sets["train_voice"] + sets["train_sound"]
-    if args.english_voices_repeat > 0 or args.english_dialogue == "true":
+    if args.english_voices_repeat > 0 or dialogue:
         copies = []
         for k in range(2, args.english_voices_repeat + 1):
             for c in sets["train_voice_en"]:
