@@ -41,7 +41,8 @@ def clip_errors(pairs):
         if orig != orig_b:
             sys.exit(f"{file_a} and {file_b} score against different transcripts")
         for utt in sorted(set(hyp_a) & set(hyp_b)):
-            a, b = word_errors(orig[utt], hyp_a[utt]), word_errors(orig[utt], hyp_b[utt])
+            a = word_errors(orig[utt], hyp_a[utt])
+            b = word_errors(orig[utt], hyp_b[utt])
             if a["words"]:
                 rows.append((a["errors"], b["errors"], a["words"]))
     return np.array(rows, dtype=float).T
@@ -61,8 +62,10 @@ def main(*pairs, rounds=2000):
         ("capped", cap_a.mean(), cap_b.mean(), capped),
     ):
         lo, hi = np.percentile(diffs, [2.5, 97.5])
-        print(f"{len(words)} clips, {name}: A {va:.3f}, B {vb:.3f}, A - B "
-              f"{va - vb:+.3f} (95 %: {lo:+.3f} to {hi:+.3f})")
+        print(
+            f"{len(words)} clips, {name}: A {va:.3f}, B {vb:.3f}, A - B "
+            f"{va - vb:+.3f} (95 %: {lo:+.3f} to {hi:+.3f})"
+        )
 
 
 if __name__ == "__main__":
