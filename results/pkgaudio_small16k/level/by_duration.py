@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import soundfile as sf
+from score_all_clips import reference_transcripts
 
 from espnet_almtok.eval.speech_metrics import pooled_wer, word_errors
 
 BINS = [(0, 1.5), (1.5, 3.2), (3.2, 6.0), (6.0, float("inf")), (1.5, float("inf"))]
-WHISPER = Path(__file__).parent.parent / "content/transcripts_all_test_en.json"
 
 
 def main(*files):
@@ -27,9 +27,7 @@ def main(*files):
     print("| --- | --- |" + " ---: |" * len(BINS))
     for f in files:
         out = json.loads(Path(f).read_text())
-        said = out.get("orig") or {
-            k: v["orig"] for k, v in json.loads(WHISPER.read_text()).items()
-        }
+        said = reference_transcripts(out)
         for system, hyp in out["hyp"].items():
             cells = []
             for lo, hi in BINS:

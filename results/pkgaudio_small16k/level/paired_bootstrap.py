@@ -15,20 +15,12 @@ interval of A - B over 2000 resamplings of the clips (seed 0): an interval that 
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
-from score_all_clips import TRANSCRIPTS
+from score_all_clips import reference_transcripts
 
 from espnet_almtok.eval.speech_metrics import word_errors
-
-
-def transcripts(path, system):
-    data = json.loads(open(path).read())
-    if "orig" in data:
-        orig = data["orig"]
-    else:
-        orig = {u: t["orig"] for u, t in json.loads(TRANSCRIPTS.read_text()).items()}
-    return orig, data["hyp"][system]
 
 
 def clip_errors(pairs):
@@ -36,10 +28,11 @@ def clip_errors(pairs):
     rows = []
     for pair in pairs:
         (file_a, sys_a), (file_b, sys_b) = (s.rsplit(":", 1) for s in pair.split("="))
-        orig, hyp_a = transcripts(file_a, sys_a)
-        orig_b, hyp_b = transcripts(file_b, sys_b)
-        if orig != orig_b:
+        out_a, out_b = (json.loads(Path(f).read_text()) for f in (file_a, file_b))
+        orig = reference_transcripts(out_a)
+        if orig != reference_transcripts(out_b):
             sys.exit(f"{file_a} and {file_b} score against different transcripts")
+        hyp_a, hyp_b = out_a["hyp"][sys_a], out_b["hyp"][sys_b]
         for utt in sorted(set(hyp_a) & set(hyp_b)):
             a = word_errors(orig[utt], hyp_a[utt])
             b = word_errors(orig[utt], hyp_b[utt])

@@ -79,6 +79,17 @@ def build_systems(specs):
     return systems
 
 
+def whisper_test_en():
+    """Whisper's transcripts of the original ``test_en`` prompts, at their own level."""
+    return {k: v["orig"] for k, v in json.loads(TRANSCRIPTS.read_text()).items()}
+
+
+def reference_transcripts(out):
+    """What an output file's ``hyp`` is scored against: its ``orig`` transcripts, or,
+    for ``test_en`` files written without them, ``whisper_test_en()``."""
+    return out.get("orig") or whisper_test_en()
+
+
 def table(path):
     return dict(line.strip().split(maxsplit=1) for line in open(path))
 
@@ -90,8 +101,7 @@ def recogniser(asr, orig):
     if asr == "whisper":
         whisper = WhisperASR()
         if orig == "dump/raw/test_en":
-            said = json.loads(TRANSCRIPTS.read_text())
-            return whisper, {k: v["orig"] for k, v in said.items()}
+            return whisper, whisper_test_en()
         return whisper, {
             k: whisper(*sf.read(p, dtype="float32")) for k, p in scp.items()
         }
