@@ -412,9 +412,12 @@ def drascula_dialogue(root: Path, n: int) -> List[Clip]:
                 sf.write(dest / f"{p.stem}.wav", pcm, DRASCULA_RATE, subtype="PCM_U8")
 
     unpack_once(base / "speech", to_wav)
+
+    def speaker(clip: Clip) -> str:
+        return f"{pkg}_{clip.src.stem.rstrip('0123456789').lower() or 'hero'}"
+
     clips = files(root, pkg, f"{base.relative_to(root / pkg)}/speech", "*.wav", pkg)
-    speaker = lambda c: c.src.stem.rstrip("0123456789").lower() or "hero"  # noqa: E731
-    return cap([c._replace(spk=f"{pkg}_{speaker(c)}") for c in clips], n)
+    return cap([c._replace(spk=speaker(c)) for c in clips], n)
 
 
 def megaglest_voices(root: Path) -> List[Clip]:
